@@ -1,0 +1,73 @@
+"""The one input pipeline: source -> shuffle -> skip to step -> decode/preprocess -> batch -> global array.
+
+The stream is a pure function of (seed, step): shuffling is seeded, and random flips use a stateless
+seed made of (seed, example position), so `batches(..., start_step=k)` yields exactly what the
+uninterrupted stream yields from its k-th batch on.
+"""
+
+import jax
+import numpy as np
+import tensorflow as tf
+
+from jgen.data.sources import Source, open_source
+from jgen.train.parallel import batch_sharding, check_batch
+
+tf.config.set_visible_devices([], "GPU")  # tf.data only feeds; the accelerators belong to JAX
+
+
+def to_channels(image, channels: int):
+    """uint8 [H, W, c] with static c in {1, 3, 4} -> [H, W, channels] (alpha dropped, RGB -> luma)."""
+    c = image.shape[-1]
+    if c == 4:
+        image, c = image[..., :3], 3
+    if c == channels:
+        return image
+    if channels == 3 and c == 1:
+        return tf.image.grayscale_to_rgb(image)
+    if channels == 1 and c == 3:
+        return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
+    raise ValueError(f"cannot convert {c} channels to {channels}")
+
+
+def preprocess(image, size: int, channels: int, crop: int = 0):
+    """uint8 [H, W, c] -> float32 [size, size, channels] in [-1, 1].
+
+    Centre-crops a square of side `crop` (0: the shorter side; larger than the image: the shorter
+    side), then resizes with antialiased bilinear filtering.
+    """
+    image = to_channels(image, channels)
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.minimum(h, w) if crop <= 0 else tf.minimum(tf.minimum(h, w), crop)
+    image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
+    image = tf.cast(image, tf.float32)
+    if image.shape[0] != size or image.shape[1] != size:
+        image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0) / 127.5 - 1.0
+
+
+def local_batches(source: Source, data, local_batch: int, seed: int, start_step: int = 0):
+    """Per-process numpy batches {'image': [b, S, S, C] float32, 'label': [b] int32} from `start_step`.
+
+    data: image_size, channels, crop, random_flip, shuffle_buffer.
+    """
+    buffer = max(1, min(source.num_examples, data.shuffle_buffer))
+    ds = source.dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+    ds = ds.skip(start_step * local_batch)
+
+    def prepare(index, ex):
+        image = preprocess(source.decode(ex["image"]), data.image_size, data.channels, data.crop)
+        if data.random_flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed, tf.int64), index]))
+        return {"image": image, "label": ex["label"]}
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def global_batches(config, mesh, seed: int, start_step: int = 0):
+    """Global `jax.Array` batches sharded over the mesh's data axis, for config.data / train.batch_size."""
+    local_batch = check_batch(config.train.batch_size, mesh)
+    source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
+    sharding = batch_sharding(mesh)
+    for batch in local_batches(source, config.data, local_batch, seed, start_step):
+        yield {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}

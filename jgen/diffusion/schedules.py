@@ -1,0 +1,127 @@
+"""Noise schedules and the closed-form Gaussian algebra of DDPM (Ho et al. 2020, section 2).
+
+Every table is computed once in float64 NumPy and stored as float32; the functions below only
+gather from the tables, so the same code serves training, every sampler and guidance.
+"""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.errors import JgenError
+
+
+class Schedule(NamedTuple):
+    """Per-timestep tables, each [T]: everything the forward process and its posterior need."""
+    betas: jnp.ndarray
+    alphas_cumprod: jnp.ndarray
+    alphas_cumprod_prev: jnp.ndarray
+    sqrt_alphas_cumprod: jnp.ndarray
+    sqrt_one_minus_alphas_cumprod: jnp.ndarray
+    posterior_variance: jnp.ndarray
+    posterior_log_variance_clipped: jnp.ndarray
+    posterior_mean_coef1: jnp.ndarray
+    posterior_mean_coef2: jnp.ndarray
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.betas.shape[0]
+
+
+def linear_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
+    """Ho et al.'s schedule, written for T=1000; other T keep the same endpoints."""
+    return np.linspace(beta_start, beta_end, num_timesteps, dtype=np.float64)
+
+
+def cosine_betas(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """Nichol & Dhariwal 2021, eq. 17: alpha_bar(t) = cos^2((t/T + s) / (1 + s) * pi/2)."""
+    f = lambda t: np.cos((t / num_timesteps + s) / (1 + s) * np.pi / 2) ** 2
+    t = np.arange(num_timesteps, dtype=np.float64)
+    return np.minimum(1 - f(t + 1) / f(t), max_beta)
+
+
+def make_schedule(betas: np.ndarray) -> Schedule:
+    betas = np.asarray(betas, dtype=np.float64)
+    alphas_cumprod = np.cumprod(1.0 - betas)
+    alphas_cumprod_prev = np.append(1.0, alphas_cumprod[:-1])
+    posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+    tables = dict(
+        betas=betas,
+        alphas_cumprod=alphas_cumprod,
+        alphas_cumprod_prev=alphas_cumprod_prev,
+        sqrt_alphas_cumprod=np.sqrt(alphas_cumprod),
+        sqrt_one_minus_alphas_cumprod=np.sqrt(1.0 - alphas_cumprod),
+        posterior_variance=posterior_variance,
+        # Variance is 0 at t=0; the log is clipped to the t=1 value as in the reference code.
+        posterior_log_variance_clipped=np.log(np.append(posterior_variance[1], posterior_variance[1:])),
+        posterior_mean_coef1=betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod),
+        posterior_mean_coef2=(1.0 - alphas_cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - alphas_cumprod),
+    )
+    return Schedule(**{k: jnp.asarray(v, dtype=jnp.float32) for k, v in tables.items()})
+
+
+def schedule_from_config(config) -> Schedule:
+    """config.diffusion: schedule ('linear' | 'cosine'), timesteps, beta_start, beta_end."""
+    if config.schedule == "linear":
+        return make_schedule(linear_betas(config.timesteps, config.beta_start, config.beta_end))
+    if config.schedule == "cosine":
+        return make_schedule(cosine_betas(config.timesteps))
+    raise JgenError(f"unknown schedule '{config.schedule}' (linear | cosine)")
+
+
+def _at(table, t, x):
+    """table[t] shaped to broadcast against images x: [B] -> [B, 1, 1, 1]."""
+    return table[t].reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def q_sample(sched: Schedule, x0, t, noise):
+    """x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)  (eq. 4)."""
+    return _at(sched.sqrt_alphas_cumprod, t, x0) * x0 + _at(sched.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+
+
+def q_posterior(sched: Schedule, x0, xt, t):
+    """Mean, variance and clipped log-variance of q(x_{t-1} | x_t, x_0)  (eqs. 6-7)."""
+    mean = _at(sched.posterior_mean_coef1, t, xt) * x0 + _at(sched.posterior_mean_coef2, t, xt) * xt
+    return mean, _at(sched.posterior_variance, t, xt), _at(sched.posterior_log_variance_clipped, t, xt)
+
+
+def x0_from_eps(sched: Schedule, xt, t, eps):
+    return (xt - _at(sched.sqrt_one_minus_alphas_cumprod, t, xt) * eps) / _at(sched.sqrt_alphas_cumprod, t, xt)
+
+
+def eps_from_x0(sched: Schedule, xt, t, x0):
+    return (xt - _at(sched.sqrt_alphas_cumprod, t, xt) * x0) / _at(sched.sqrt_one_minus_alphas_cumprod, t, xt)
+
+
+def v_target(sched: Schedule, x0, t, noise):
+    """v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022, section 4)."""
+    return _at(sched.sqrt_alphas_cumprod, t, x0) * noise - _at(sched.sqrt_one_minus_alphas_cumprod, t, x0) * x0
+
+
+def training_target(sched: Schedule, prediction: str, x0, t, noise):
+    """What the network is trained to output: 'eps', 'x0' or 'v'."""
+    if prediction == "eps":
+        return noise
+    if prediction == "x0":
+        return x0
+    if prediction == "v":
+        return v_target(sched, x0, t, noise)
+    raise JgenError(f"unknown prediction '{prediction}' (eps | x0 | v)")
+
+
+def to_x0_eps(sched: Schedule, prediction: str, xt, t, out):
+    """Turns the network output into the pair (x0, eps) that every sampler works with."""
+    if prediction == "eps":
+        return x0_from_eps(sched, xt, t, out), out
+    if prediction == "x0":
+        return out, eps_from_x0(sched, xt, t, out)
+    if prediction == "v":
+        a, s = _at(sched.sqrt_alphas_cumprod, t, xt), _at(sched.sqrt_one_minus_alphas_cumprod, t, xt)
+        return a * xt - s * out, s * xt + a * out
+    raise JgenError(f"unknown prediction '{prediction}' (eps | x0 | v)")
+
+
+def simple_loss(out, target):
+    """L_simple (eq. 14): mean squared error over every pixel of the batch."""
+    return jnp.mean(jnp.square(out - target))

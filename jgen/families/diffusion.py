@@ -1,0 +1,70 @@
+"""DDPM as a jgen family: the U-Net trained with L_simple, sampled with DDPM or DDIM.
+
+The trainer calls exactly three functions: `init`, `train_step` and `sample`.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jgen.diffusion import samplers
+from jgen.diffusion.schedules import q_sample, schedule_from_config, simple_loss, to_x0_eps, training_target
+from jgen.errors import JgenError
+from jgen.nn.unet import UNet
+from jgen.train.state import TrainState, apply_gradients, make_optimizer
+
+
+def make_model(config) -> UNet:
+    m = config.model
+    return UNet(ch=m.ch, ch_mult=tuple(m.ch_mult), num_res_blocks=m.num_res_blocks,
+                attn_resolutions=tuple(m.attn_resolutions), dropout=m.dropout,
+                num_groups=m.num_groups, out_ch=config.data.channels)
+
+
+def init(config, rng) -> TrainState:
+    """Fresh parameters, optimiser state and EMA (= params) for config.model."""
+    init_key, run_key = jax.random.split(rng)
+    size, channels = config.data.image_size, config.data.channels
+    params = make_model(config).init(init_key, jnp.zeros((1, size, size, channels)), jnp.zeros((1,)))["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=make_optimizer(config.optim).init(params), ema_params=params,
+                      model_state={}, rng=run_key)
+
+
+def train_step(config, state: TrainState, batch):
+    """One step of L_simple on batch['image'] ([B, H, W, C] in [-1, 1]); t ~ U{0..T-1}."""
+    sched = schedule_from_config(config.diffusion)
+    model = make_model(config)
+    x0 = batch["image"]
+    t_key, noise_key, dropout_key = jax.random.split(jax.random.fold_in(state.rng, state.step), 3)
+    t = jax.random.randint(t_key, (x0.shape[0],), 0, sched.num_timesteps)
+    noise = jax.random.normal(noise_key, x0.shape, x0.dtype)
+    xt = q_sample(sched, x0, t, noise)
+    target = training_target(sched, config.diffusion.prediction, x0, t, noise)
+
+    def loss_fn(params):
+        out = model.apply({"params": params}, xt, t, train=True, rngs={"dropout": dropout_key})
+        return simple_loss(out, target)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    state = apply_gradients(make_optimizer(config.optim), state, grads, config.optim.ema_decay)
+    return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+
+def sample(config, params, rng, num: int):
+    """`num` images [num, H, W, C] in [-1, 1] with config.sample (sampler, steps, eta, variance)."""
+    sched = schedule_from_config(config.diffusion)
+    model = make_model(config)
+    shape = (num, config.data.image_size, config.data.image_size, config.data.channels)
+
+    def model_fn(x, t):
+        return to_x0_eps(sched, config.diffusion.prediction, x, t, model.apply({"params": params}, x, t))
+
+    s = config.sample
+    if s.sampler == "ddpm":
+        x = samplers.ddpm_sample(sched, model_fn, shape, rng, variance=s.variance, clip=s.clip)
+    elif s.sampler == "ddim":
+        x = samplers.ddim_sample(sched, model_fn, shape, rng, steps=s.steps, eta=s.eta, clip=s.clip)
+    else:
+        raise JgenError(f"unknown sampler '{s.sampler}' (ddpm | ddim)")
+    return jnp.clip(x, -1.0, 1.0)

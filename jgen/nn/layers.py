@@ -1,0 +1,129 @@
+"""Building blocks of the DDPM U-Net (Ho et al. 2020, appendix B), NHWC throughout."""
+
+import math
+
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def default_init(scale: float = 1.0):
+    """The DDPM reference initialiser: fan-average uniform variance scaling; scale 0 means ~zero.
+
+    Zero-initialising the last layer of each residual branch makes every block start as the
+    identity, which is what lets a deep U-Net train at lr 2e-4 from step 0.
+    """
+    return nn.initializers.variance_scaling(max(scale, 1e-10), "fan_avg", "uniform")
+
+
+def timestep_embedding(t, dim: int):
+    """Sinusoidal embedding of (possibly fractional) timesteps t: [B] -> [B, dim] (sin | cos)."""
+    half = dim // 2
+    freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half, dtype=jnp.float32) / (half - 1))
+    args = t.astype(jnp.float32)[:, None] * freqs[None, :]
+    return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=1)
+
+
+def conv3x3(features: int, scale: float = 1.0, stride: int = 1, name=None):
+    return nn.Conv(features, (3, 3), strides=(stride, stride), padding="SAME",
+                   kernel_init=default_init(scale), name=name)
+
+
+def _group_mean(v, groups: int, count: int):
+    """Per-(sample, group) mean of a [B, H, W, C] tensor, broadcast back to [B, 1, 1, C].
+
+    Reducing over H, W first and over the channels of a group second is ~15x faster on XLA:CPU
+    than one reduction over a reshaped [B, HW, G, C/G] view (measured: 1.4 ms against 23 ms).
+    """
+    b, c = v.shape[0], v.shape[-1]
+    s = jnp.sum(v, axis=(1, 2)).reshape(b, groups, c // groups).sum(-1) / count
+    return jnp.repeat(s, c // groups, axis=1)[:, None, None, :]
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def normalize_groups(x, groups: int, eps: float):
+    """(x - mean) / sqrt(var + eps) per sample and channel group; x: [B, H, W, C]."""
+    return _normalize_fwd(x, groups, eps)[0]
+
+
+def _normalize_fwd(x, groups, eps):
+    count = x.shape[1] * x.shape[2] * (x.shape[3] // groups)
+    mean = _group_mean(x, groups, count)
+    var = _group_mean(jnp.square(x), groups, count) - jnp.square(mean)
+    inv = jax.lax.rsqrt(jnp.maximum(var, 0.0) + eps)
+    xhat = (x - mean) * inv
+    return xhat, (xhat, inv)
+
+
+def _normalize_bwd(groups, eps, res, dy):
+    # dx = inv * (dy - E_g[dy] - xhat * E_g[dy * xhat]): the standard normalisation backward,
+    # written with the fast reductions above because autodiff of them is again slow on XLA:CPU.
+    xhat, inv = res
+    count = xhat.shape[1] * xhat.shape[2] * (xhat.shape[3] // groups)
+    dx = inv * (dy - _group_mean(dy, groups, count) - xhat * _group_mean(dy * xhat, groups, count))
+    return (dx,)
+
+
+normalize_groups.defvjp(_normalize_fwd, _normalize_bwd)
+
+
+class GroupNorm(nn.Module):
+    """GroupNorm (Wu & He 2018) over NHWC with a learned per-channel scale and bias."""
+    groups: int = 32
+    epsilon: float = 1e-6
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        return normalize_groups(x, self.groups, self.epsilon) * scale + bias
+
+
+def group_norm(channels: int, groups: int, name=None):
+    """GroupNorm with `groups` groups, fewer when a narrow layer has fewer channels."""
+    return GroupNorm(groups=math.gcd(groups, channels), epsilon=1e-6, name=name)
+
+
+class ResnetBlock(nn.Module):
+    """x -> x + conv(drop(act(norm(conv(act(norm(x))) + dense(temb))))), 1x1 skip if widths differ."""
+    out_ch: int
+    groups: int = 32
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x, temb, train: bool):
+        h = nn.swish(group_norm(x.shape[-1], self.groups, name="norm1")(x))
+        h = conv3x3(self.out_ch, name="conv1")(h)
+        h = h + nn.Dense(self.out_ch, kernel_init=default_init(), name="temb_proj")(nn.swish(temb))[:, None, None, :]
+        h = nn.swish(group_norm(self.out_ch, self.groups, name="norm2")(h))
+        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        h = conv3x3(self.out_ch, scale=0.0, name="conv2")(h)
+        if x.shape[-1] != self.out_ch:
+            x = nn.Dense(self.out_ch, kernel_init=default_init(), name="nin_shortcut")(x)
+        return x + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over all H*W positions, residual, zero-initialised output."""
+    groups: int = 32
+
+    @nn.compact
+    def __call__(self, x):
+        b, hh, ww, c = x.shape
+        h = group_norm(c, self.groups, name="norm")(x)
+        q = nn.Dense(c, kernel_init=default_init(), name="q")(h).reshape(b, hh * ww, c)
+        k = nn.Dense(c, kernel_init=default_init(), name="k")(h).reshape(b, hh * ww, c)
+        v = nn.Dense(c, kernel_init=default_init(), name="v")(h).reshape(b, hh * ww, c)
+        w = nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k) * (c ** -0.5), axis=-1)
+        h = jnp.einsum("bqk,bkc->bqc", w, v).reshape(b, hh, ww, c)
+        return x + nn.Dense(c, kernel_init=default_init(0.0), name="proj_out")(h)
+
+
+def upsample_nearest(x):
+    """[B, H, W, C] -> [B, 2H, 2W, C] by repeating pixels."""
+    b, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
+    return x.reshape(b, 2 * h, 2 * w, c)

@@ -1,0 +1,34 @@
+"""Metrics to WORKDIR/metrics.jsonl and TensorBoard (WORKDIR/tb), from process 0 only."""
+
+import json
+import os
+
+import jax
+
+
+class MetricsWriter:
+    def __init__(self, workdir: str):
+        self.enabled = jax.process_index() == 0
+        if not self.enabled:
+            return
+        import tensorflow as tf
+
+        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
+
+    def write(self, step: int, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        import tensorflow as tf
+
+        scalars = {k: float(v) for k, v in metrics.items()}
+        self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
+        self._jsonl.flush()
+        with self._tb.as_default(step=step):
+            for k, v in scalars.items():
+                tf.summary.scalar(k, v)
+
+    def close(self) -> None:
+        if self.enabled:
+            self._jsonl.close()
+            self._tb.close()

@@ -1,0 +1,113 @@
+"""The one training loop for every family: init or resume, step, log, sample, checkpoint.
+
+It knows a family only through `init`, `train_step` and `sample`. The step is one `jax.jit` over
+the mesh: the state is replicated and donated, the batch split over the `data` axis.
+"""
+
+import os
+import signal
+import time
+from functools import partial
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from jgen.config import save_config
+from jgen.data.pipeline import global_batches
+from jgen.families import get_family
+from jgen.images import save_grid
+from jgen.train import checkpoint
+from jgen.train.logging import MetricsWriter
+from jgen.train.parallel import batch_sharding, make_mesh, replicated
+
+
+def sample_images(config, family, params, key, num: int, mesh):
+    """Samples `num` images with jit, spread over the mesh's devices when `num` divides evenly."""
+    out = batch_sharding(mesh) if num % mesh.devices.size == 0 else replicated(mesh)
+    return jax.jit(partial(family.sample, config, num=num), out_shardings=out)(params, key)
+
+
+def init_or_restore(config, family, workdir: str, mesh, mgr):
+    """The latest checkpoint in `workdir` if there is one, else a fresh state; replicated on the mesh."""
+    rng = jax.random.PRNGKey(config.seed)
+    shapes = jax.eval_shape(partial(family.init, config), rng)
+    if mgr.latest_step() is not None:
+        return checkpoint.restore(mgr, checkpoint.abstract_like(shapes, replicated(mesh))), True
+    return jax.jit(partial(family.init, config), out_shardings=replicated(mesh))(rng), False
+
+
+class _StopRequest:
+    """Turns the first SIGTERM/SIGINT into a flag the loop checks after each step (save, then exit 0)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signum, self._old[signum])  # a second signal acts as usual
+
+    def restore(self):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def train(config, workdir: str) -> str:
+    """Trains config.train.steps steps in `workdir` (resuming if it holds checkpoints); returns the grid path."""
+    family = get_family(config.family)
+    checkpoint.check_compatible(workdir, config)
+    mesh = make_mesh()
+    mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)
+    state, resumed = init_or_restore(config, family, workdir, mesh, mgr)
+    start, total = int(state.step), config.train.steps
+    lead = jax.process_index() == 0
+    if lead:
+        save_config(config, os.path.join(workdir, "config.json"))
+        if resumed:
+            print(f"jgen: resumed {workdir} at step {start}")
+
+    step_fn = jax.jit(partial(family.train_step, config), donate_argnums=0,
+                      in_shardings=(replicated(mesh), batch_sharding(mesh)),
+                      out_shardings=(replicated(mesh), replicated(mesh)))
+    batches = global_batches(config, mesh, seed=config.seed, start_step=start)
+    writer = MetricsWriter(workdir)
+    stop = _StopRequest()
+    sample_key = jax.random.PRNGKey(config.seed + 1)  # the same noise at every grid: progress is visible
+    grid_path = os.path.join(workdir, "samples", "final.png")
+    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not lead,
+               mininterval=1.0 if os.isatty(2) else 30.0, dynamic_ncols=True)
+    step, last_saved, t0 = start, start, time.time()
+    try:
+        while step < total:
+            state, metrics = step_fn(state, next(batches))
+            step += 1
+            bar.update(1)
+            if step % config.train.log_every == 0 or step == total:
+                metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                metrics["steps_per_sec"] = (step - start) / (time.time() - t0)
+                writer.write(step, metrics)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+            if config.train.sample_every and step % config.train.sample_every == 0 and step < total:
+                images = sample_images(config, family, state.ema_params, sample_key, config.sample.num, mesh)
+                if lead:
+                    save_grid(jax.device_get(images), os.path.join(workdir, "samples", f"step_{step:07d}.png"))
+            if step % config.train.ckpt_every == 0 or step == total or stop.requested:
+                checkpoint.save(mgr, state)
+                last_saved = step
+            if stop.requested:
+                print(f"\njgen: stop requested; saved step {step} in {workdir}; run the same command to resume")
+                break
+        if last_saved != step:
+            checkpoint.save(mgr, state)
+        mgr.wait_until_finished()
+    finally:
+        stop.restore()
+        bar.close()
+        writer.close()
+    if step == total:
+        images = sample_images(config, family, state.ema_params, sample_key, config.sample.num, mesh)
+        if lead:
+            save_grid(jax.device_get(images), grid_path)
+            print(f"jgen: {total} steps done; samples in {grid_path}")
+    return grid_path
