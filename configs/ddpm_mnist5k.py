@@ -18,7 +18,7 @@ def get_config():
     c.diffusion = dict(timesteps=1000, schedule="linear", beta_start=1e-4, beta_end=0.02, prediction="v")
     c.optim = dict(lr=2e-3, warmup_steps=100, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=1.0, ema_decay=0.999)
-    c.train = dict(steps=2000, batch_size=32, log_every=50, sample_every=0,
+    c.train = dict(steps=1200, batch_size=32, log_every=50, sample_every=0,
                    ckpt_every=500, keep_checkpoints=2)
     c.sample = dict(sampler="ddim", steps=50, eta=0.0, variance="small", clip=True, num=64)
     return ml_collections.ConfigDict(c)

@@ -1,6 +1,7 @@
 """`jgen train | sample`: parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
 
 import argparse
+import logging
 import os
 import sys
 
@@ -64,28 +65,22 @@ def _sample(args) -> None:
     import jax
     import numpy as np
 
-    from jgen.config import apply_overrides, read_config
+    from jgen.config import apply_overrides
     from jgen.families import get_family
     from jgen.images import save_grid
-    from jgen.train import checkpoint
-    from jgen.train.loop import sample_images
-    from jgen.train.parallel import make_mesh, replicated
+    from jgen.train.loop import restore_run, sample_images
+    from jgen.train.parallel import make_mesh
 
-    config_path = os.path.join(args.workdir, "config.json")
-    if not os.path.exists(config_path):
-        raise JgenError(f"{args.workdir} is not a jgen run directory (no config.json): train first")
-    overrides = [f"sample.{k}={getattr(args, k)}" for k in ("sampler", "steps", "eta", "variance")
-                 if getattr(args, k) is not None]
-    config = apply_overrides(read_config(config_path), overrides)
     if args.num < 1:
         raise JgenError(f"--num must be positive, got {args.num}")
     _enable_compile_cache()
-    family, mesh = get_family(config.family), make_mesh()
-    mgr = checkpoint.manager(args.workdir, create=False)
-    shapes = jax.eval_shape(lambda k: family.init(config, k), jax.random.PRNGKey(config.seed))
-    state = checkpoint.restore(mgr, checkpoint.abstract_like(shapes, replicated(mesh)))
+    mesh = make_mesh()
+    config, state = restore_run(args.workdir, mesh)
+    overrides = [f"sample.{k}={getattr(args, k)}" for k in ("sampler", "steps", "eta", "variance")
+                 if getattr(args, k) is not None]
+    config = apply_overrides(config, overrides)
     params = state.params if args.no_ema else state.ema_params
-    images = sample_images(config, family, params, jax.random.PRNGKey(args.seed), args.num, mesh)
+    images = sample_images(config, get_family(config.family), params, jax.random.PRNGKey(args.seed), args.num, mesh)
     out = args.out or os.path.join(args.workdir, "samples", "sample.png")
     uint8 = save_grid(jax.device_get(images), out)
     np.savez_compressed(os.path.splitext(out)[0] + ".npz", images=uint8)
@@ -94,6 +89,8 @@ def _sample(args) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
+    logging.getLogger("absl").setLevel(logging.ERROR)
     # --config.KEY=VALUE (or --config.KEY VALUE) are overrides; argparse only sees the rest.
     rest, overrides, i = [], [], 0
     while i < len(argv):

@@ -50,7 +50,8 @@ def local_batches(source: Source, data, local_batch: int, seed: int, start_step:
 
     data: image_size, channels, crop, random_flip, shuffle_buffer.
     """
-    buffer = max(1, min(source.num_examples, data.shuffle_buffer))
+    buffer = data.shuffle_buffer if source.num_examples < 0 else min(source.num_examples, data.shuffle_buffer)
+    buffer = max(1, buffer)
     ds = source.dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
     ds = ds.skip(start_step * local_batch)
 

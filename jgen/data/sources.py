@@ -23,7 +23,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 class Source:
     dataset: tf.data.Dataset  # elements {'image': undecoded, 'label': int32}
     decode: Callable[[tf.Tensor], tf.Tensor]  # undecoded image -> uint8 [H, W, C], C static
-    num_examples: int  # in this process's shard
+    num_examples: int  # in this process's shard; negative when unknown
     num_classes: int  # 0 when unlabelled
     name: str
 
@@ -72,13 +72,13 @@ def _tfds(name: str, split: str, data_dir: str, process_index: int, process_coun
     try:
         ds = builder.as_dataset(split=split, shuffle_files=False,
                                 decoders={"image": tfds.decode.SkipDecoding()})
-        num_examples = builder.info.splits[split].num_examples
     except AssertionError:
         where = data_dir or "~/tensorflow_datasets"
         raise JgenError(f"TFDS dataset '{name}' is not prepared in {where}: run `tfds build {name}` "
                         f"(or download_and_prepare on a connected machine) and pass data.data_dir") from None
     except (KeyError, ValueError) as e:
         raise JgenError(f"TFDS dataset '{name}' has no split '{split}': {e}") from None
+    num_examples = int(ds.cardinality())  # negative when unknown (e.g. under tfds.testing.mock_data)
     channels = features["image"].shape[-1] or 3
     labelled = "label" in features and hasattr(features["label"], "num_classes")
     num_classes = features["label"].num_classes if labelled else 0

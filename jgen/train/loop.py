@@ -37,6 +37,21 @@ def init_or_restore(config, family, workdir: str, mesh, mgr):
     return jax.jit(partial(family.init, config), out_shardings=replicated(mesh))(rng), False
 
 
+def restore_run(workdir: str, mesh):
+    """(config, state) of the latest checkpoint of a finished or running `jgen train` workdir."""
+    from jgen.config import read_config
+    from jgen.errors import JgenError
+
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+        raise JgenError(f"{workdir} is not a jgen run directory (no config.json): train first")
+    config = read_config(config_path)
+    family = get_family(config.family)
+    shapes = jax.eval_shape(partial(family.init, config), jax.random.PRNGKey(config.seed))
+    mgr = checkpoint.manager(workdir, create=False)
+    return config, checkpoint.restore(mgr, checkpoint.abstract_like(shapes, replicated(mesh)))
+
+
 class _StopRequest:
     """Turns the first SIGTERM/SIGINT into a flag the loop checks after each step (save, then exit 0)."""
 
@@ -77,7 +92,7 @@ def train(config, workdir: str) -> str:
     grid_path = os.path.join(workdir, "samples", "final.png")
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not lead,
                mininterval=1.0 if os.isatty(2) else 30.0, dynamic_ncols=True)
-    step, last_saved, t0 = start, start, time.time()
+    step, last_saved, last_logged, t0 = start, start, start, time.time()
     try:
         while step < total:
             state, metrics = step_fn(state, next(batches))
@@ -85,7 +100,9 @@ def train(config, workdir: str) -> str:
             bar.update(1)
             if step % config.train.log_every == 0 or step == total:
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                metrics["steps_per_sec"] = (step - start) / (time.time() - t0)
+                now = time.time()
+                metrics["steps_per_sec"] = (step - last_logged) / (now - t0)
+                t0, last_logged = now, step
                 writer.write(step, metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             if config.train.sample_every and step % config.train.sample_every == 0 and step < total:

@@ -1,0 +1,42 @@
+"""Shared helpers: tiny overrides of the real configs, and running the `jgen` CLI in a subprocess."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST_CONFIG = os.path.join(ROOT, "configs", "ddpm_mnist5k.py")
+
+# The offline default recipe shrunk to seconds: 8x8 digits, a two-level U-Net, a 2-step DDIM grid.
+TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.attn_resolutions=(4,)",
+        "model.num_groups=4", "model.dropout=0.1", "train.batch_size=16", "train.log_every=1",
+        "train.sample_every=0", "sample.steps=2", "sample.num=8", "optim.warmup_steps=2"]
+
+
+def run_jgen(args, devices: int = 1, timeout: int = 300, check: bool = False, **popen):
+    """Runs `python -m jgen.cli ARGS` with `devices` fake CPU devices; returns CompletedProcess."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    env.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
+    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, **popen)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"jgen {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def tiny_train_args(workdir, *extra):
+    args = ["train", "--config", MNIST_CONFIG, "--workdir", str(workdir)]
+    for item in TINY + list(extra):
+        args += ["--set", item]
+    return args
+
+
+@pytest.fixture
+def jgen_env():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu",
+               TF_CPP_MIN_LOG_LEVEL="3")
+    env.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
+    return env

@@ -1,0 +1,125 @@
+"""The one input pipeline on every source kind: mock TFDS sets, generated folders, mnist5k."""
+
+import logging
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from jgen.data.pipeline import local_batches, preprocess
+from jgen.data.sources import mnist5k_arrays, open_source
+from jgen.errors import JgenError
+
+
+def data_config(size, channels, crop=0, flip=False):
+    return ml_collections.ConfigDict(dict(image_size=size, channels=channels, crop=crop,
+                                          random_flip=flip, shuffle_buffer=1000))
+
+
+def first(source, cfg, batch=4, seed=0, start=0, n=1):
+    it = local_batches(source, cfg, batch, seed, start)
+    return [next(it) for _ in range(n)]
+
+
+def check_batch(b, batch, size, channels):
+    assert b["image"].shape == (batch, size, size, channels) and b["image"].dtype == np.float32
+    assert b["image"].min() >= -1.0 and b["image"].max() <= 1.0
+    assert b["label"].shape == (batch,)
+
+
+@pytest.mark.parametrize("name,size,channels,crop", [
+    ("mnist", 28, 1, 0), ("cifar10", 32, 3, 0), ("celeb_a", 64, 3, 140), ("mnist", 32, 3, 0)])
+def test_tfds_sources_with_mock_data(name, size, channels, crop):
+    with tfds.testing.mock_data(num_examples=12):
+        source = open_source(f"tfds:{name}:train")
+        (b,) = first(source, data_config(size, channels, crop))
+    check_batch(b, 4, size, channels)
+    assert b["image"].std() > 0.05  # real pixels, not a constant
+
+
+def test_missing_tfds_dataset_is_one_clear_error(tmp_path):
+    with pytest.raises(JgenError, match=r"not prepared.*tfds build mnist"):
+        open_source("tfds:mnist", data_dir=str(tmp_path))
+    with pytest.raises(JgenError, match="no dataset named"):
+        open_source("tfds:no_such_dataset_xyz")
+
+
+def test_unknown_source_kind():
+    with pytest.raises(JgenError, match="unknown data source"):
+        open_source("s3://bucket")
+
+
+def test_mnist5k_splits():
+    tr, tl = mnist5k_arrays("train")
+    te, el = mnist5k_arrays("test")
+    assert tr.shape == (4500, 28, 28, 1) and te.shape == (500, 28, 28, 1)
+    assert np.all(np.bincount(tl) == 450) and np.all(np.bincount(el) == 50)
+    assert tr.dtype == np.uint8 and tr.max() == 255
+
+
+def test_stream_is_a_function_of_seed_and_step():
+    source = open_source("builtin:mnist5k:test")
+    cfg = data_config(28, 1, flip=True)
+    straight = first(source, cfg, batch=32, seed=5, n=40)  # 1,280 images: crosses two epochs of 500
+    resumed = first(source, cfg, batch=32, seed=5, start=37, n=3)
+    for a, b in zip(straight[37:], resumed):
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["label"], b["label"])
+    other = first(source, cfg, batch=32, seed=6)[0]
+    assert not np.array_equal(other["label"], straight[0]["label"])
+    # each epoch is a permutation: the first 500 examples hold every digit exactly 50 times
+    labels = np.concatenate([b["label"] for b in straight])
+    assert np.all(np.bincount(labels[:480], minlength=10) <= 50)
+
+
+def test_process_shards_are_disjoint_and_cover():
+    a = open_source("builtin:mnist5k:test", process_index=0, process_count=2)
+    b = open_source("builtin:mnist5k:test", process_index=1, process_count=2)
+    assert a.num_examples + b.num_examples == 500
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Two classes; PNG and JPEG; grayscale, RGB, RGBA and palette images of odd sizes; one corrupt file."""
+    rng = np.random.default_rng(0)
+    for cls, n in (("cats", 3), ("dogs", 2)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            arr = rng.integers(0, 256, (40 + 7 * i, 50, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / cls / f"rgb{i}.jpg")
+    Image.fromarray(rng.integers(0, 256, (30, 20), dtype=np.uint8)).save(tmp_path / "cats" / "gray.png")
+    Image.fromarray(rng.integers(0, 256, (33, 33, 4), dtype=np.uint8), "RGBA").save(tmp_path / "dogs" / "rgba.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).convert("P").save(tmp_path / "dogs" / "pal.png")
+    (tmp_path / "dogs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    return tmp_path
+
+
+def test_folder_source_skips_corrupt_and_labels_by_subfolder(image_folder, caplog):
+    with caplog.at_level(logging.WARNING):
+        source = open_source(f"folder:{image_folder}")
+    assert "skipped 1 unreadable" in caplog.text
+    assert source.num_examples == 8 and source.num_classes == 2
+    for channels in (1, 3):
+        (b,) = first(source, data_config(16, channels), batch=8)
+        check_batch(b, 8, 16, channels)
+        assert sorted(b["label"].tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_folder_with_nothing_readable(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"garbage")
+    with pytest.raises(JgenError, match="no readable images"):
+        open_source(f"folder:{tmp_path}")
+    with pytest.raises(JgenError, match="not found"):
+        open_source(f"folder:{tmp_path / 'missing'}")
+
+
+def test_preprocess_centre_crop_resize_and_scale():
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[:, 10:50] = 255  # the centre 40x40 square is white, the side bands black
+    out = preprocess(image, 8, 3).numpy()
+    np.testing.assert_allclose(out, 1.0, atol=1e-6)
+    gray = preprocess(np.full((8, 8, 3), (255, 0, 0), np.uint8), 8, 1).numpy()
+    np.testing.assert_allclose(gray, round(0.2989 * 255) / 127.5 - 1, atol=1e-2)  # ITU-R 601 luma of red
