@@ -10,7 +10,11 @@ from jgen.errors import JgenError
 _OVERRIDES_HELP = """\
 Config overrides: any key of the config, dotted, as --set KEY=VALUE (repeatable) or --config.KEY=VALUE,
 for example --set train.steps=200 --config.optim.lr=1e-3 --set model.ch_mult="(1,2)".
-Unknown keys and values of the wrong type are rejected with the key's name."""
+Unknown keys and values of the wrong type are rejected with the key's name.
+Sections: data (source, image_size, channels, crop, random_flip), model, diffusion (timesteps,
+schedule, prediction), optim (lr, warmup_steps, grad_clip, ema_decay), train (steps, batch_size,
+log_every, sample_every, ckpt_every, keep_checkpoints), sample (sampler, steps, eta, num).
+Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +72,7 @@ def _sample(args) -> None:
     from jgen.config import apply_overrides
     from jgen.families import get_family
     from jgen.images import save_grid
-    from jgen.train.loop import restore_run, sample_images
+    from jgen.train.loop import make_sampler, restore_run
     from jgen.train.parallel import make_mesh
 
     if args.num < 1:
@@ -80,7 +84,8 @@ def _sample(args) -> None:
                  if getattr(args, k) is not None]
     config = apply_overrides(config, overrides)
     params = state.params if args.no_ema else state.ema_params
-    images = sample_images(config, get_family(config.family), params, jax.random.PRNGKey(args.seed), args.num, mesh)
+    sampler = make_sampler(config, get_family(config.family), args.num, mesh)
+    images = sampler(params, jax.random.PRNGKey(args.seed))
     out = args.out or os.path.join(args.workdir, "samples", "sample.png")
     uint8 = save_grid(jax.device_get(images), out)
     np.savez_compressed(os.path.splitext(out)[0] + ".npz", images=uint8)

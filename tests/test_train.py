@@ -117,6 +117,7 @@ def test_bad_input_gives_one_line_errors_and_overwrites_nothing(tmp_path):
 
     proc = run_jgen(tiny_train_args(tmp_path / "w2", "data.source=tfds:mnist", f"data.data_dir={tmp_path}/none"))
     _one_line_error(proc, "tfds build mnist")
+    assert not (tmp_path / "w2").exists()
 
     proc = run_jgen(["sample", "--workdir", str(tmp_path / "nothing")])
     _one_line_error(proc, "not a jgen run directory")

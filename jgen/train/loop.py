@@ -15,21 +15,22 @@ from tqdm import tqdm
 
 from jgen.config import save_config
 from jgen.data.pipeline import global_batches
+from jgen.data.sources import open_source
 from jgen.families import get_family
 from jgen.images import save_grid
 from jgen.train import checkpoint
 from jgen.train.logging import MetricsWriter
-from jgen.train.parallel import batch_sharding, make_mesh, replicated
+from jgen.train.parallel import batch_sharding, check_batch, make_mesh, replicated
 
 
-def sample_images(config, family, params, key, num: int, mesh):
-    """Samples `num` images with jit, spread over the mesh's devices when `num` divides evenly."""
+def make_sampler(config, family, num: int, mesh):
+    """jit of (params, key) -> `num` images in [-1, 1], spread over the devices when `num` divides evenly."""
     out = batch_sharding(mesh) if num % mesh.devices.size == 0 else replicated(mesh)
-    return jax.jit(partial(family.sample, config, num=num), out_shardings=out)(params, key)
+    return jax.jit(partial(family.sample, config, num=num), out_shardings=out)
 
 
-def init_or_restore(config, family, workdir: str, mesh, mgr):
-    """The latest checkpoint in `workdir` if there is one, else a fresh state; replicated on the mesh."""
+def init_or_restore(config, family, mesh, mgr):
+    """The latest checkpoint `mgr` holds if there is one, else a fresh state; replicated on the mesh."""
     rng = jax.random.PRNGKey(config.seed)
     shapes = jax.eval_shape(partial(family.init, config), rng)
     if mgr.latest_step() is not None:
@@ -73,8 +74,11 @@ def train(config, workdir: str) -> str:
     family = get_family(config.family)
     checkpoint.check_compatible(workdir, config)
     mesh = make_mesh()
+    check_batch(config.train.batch_size, mesh)
+    # Open the data before anything is written, so a missing dataset leaves no half-made workdir.
+    source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
     mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)
-    state, resumed = init_or_restore(config, family, workdir, mesh, mgr)
+    state, resumed = init_or_restore(config, family, mesh, mgr)
     start, total = int(state.step), config.train.steps
     lead = jax.process_index() == 0
     if lead:
@@ -85,7 +89,8 @@ def train(config, workdir: str) -> str:
     step_fn = jax.jit(partial(family.train_step, config), donate_argnums=0,
                       in_shardings=(replicated(mesh), batch_sharding(mesh)),
                       out_shardings=(replicated(mesh), replicated(mesh)))
-    batches = global_batches(config, mesh, seed=config.seed, start_step=start)
+    batches = global_batches(source, config, mesh, seed=config.seed, start_step=start)
+    sampler = make_sampler(config, family, config.sample.num, mesh)
     writer = MetricsWriter(workdir)
     stop = _StopRequest()
     sample_key = jax.random.PRNGKey(config.seed + 1)  # the same noise at every grid: progress is visible
@@ -106,7 +111,7 @@ def train(config, workdir: str) -> str:
                 writer.write(step, metrics)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             if config.train.sample_every and step % config.train.sample_every == 0 and step < total:
-                images = sample_images(config, family, state.ema_params, sample_key, config.sample.num, mesh)
+                images = sampler(state.ema_params, sample_key)
                 if lead:
                     save_grid(jax.device_get(images), os.path.join(workdir, "samples", f"step_{step:07d}.png"))
             if step % config.train.ckpt_every == 0 or step == total or stop.requested:
@@ -123,7 +128,7 @@ def train(config, workdir: str) -> str:
         bar.close()
         writer.close()
     if step == total:
-        images = sample_images(config, family, state.ema_params, sample_key, config.sample.num, mesh)
+        images = sampler(state.ema_params, sample_key)
         if lead:
             save_grid(jax.device_get(images), grid_path)
             print(f"jgen: {total} steps done; samples in {grid_path}")

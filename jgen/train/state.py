@@ -29,11 +29,10 @@ def make_optimizer(optim) -> optax.GradientTransformation:
 
     optim: lr, warmup_steps, b1, b2, eps, weight_decay, grad_clip (0 disables clipping).
     """
-    lr = optax.join_schedules(
-        [optax.linear_schedule(0.0, optim.lr, max(optim.warmup_steps, 1)), optax.constant_schedule(optim.lr)],
-        [max(optim.warmup_steps, 1)])
-    if optim.warmup_steps == 0:
-        lr = optim.lr
+    lr = optim.lr
+    if optim.warmup_steps > 0:
+        lr = optax.join_schedules([optax.linear_schedule(0.0, optim.lr, optim.warmup_steps),
+                                   optax.constant_schedule(optim.lr)], [optim.warmup_steps])
     parts = [optax.clip_by_global_norm(optim.grad_clip)] if optim.grad_clip > 0 else []
     parts.append(optax.adamw(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay))
     return optax.chain(*parts)
