@@ -15,11 +15,17 @@ TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.attn_re
         "train.sample_every=0", "sample.steps=2", "sample.num=8", "optim.warmup_steps=2"]
 
 
-def run_jgen(args, devices: int = 1, timeout: int = 300, check: bool = False, **popen):
-    """Runs `python -m jgen.cli ARGS` with `devices` fake CPU devices; returns CompletedProcess."""
+def cli_env(devices: int = 1) -> dict:
+    """The environment of a `jgen` subprocess with `devices` fake CPU devices and a shared compile cache."""
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
     env.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
+    return env
+
+
+def run_jgen(args, devices: int = 1, timeout: int = 300, check: bool = False, **popen):
+    """Runs `python -m jgen.cli ARGS` with `devices` fake CPU devices; returns CompletedProcess."""
+    env = cli_env(devices)
     proc = subprocess.run([sys.executable, "-m", "jgen.cli", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, **popen)
     if check and proc.returncode != 0:
@@ -36,7 +42,4 @@ def tiny_train_args(workdir, *extra):
 
 @pytest.fixture
 def jgen_env():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu",
-               TF_CPP_MIN_LOG_LEVEL="3")
-    env.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
-    return env
+    return cli_env(1)
