@@ -7,6 +7,7 @@ are timed in one process, alternating, and reported as ratios. Run: python bench
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
@@ -18,6 +19,7 @@ import numpy as np
 import optax
 
 import jgen.nn.layers as layers
+import jgen.nn.unet as unet
 from jgen.config import load_config
 from jgen.families.diffusion import make_model
 
@@ -37,7 +39,6 @@ def timed(fn, *args, repeats=5, inner=5):
 
 
 def flax_group_norm(channels, groups, name=None):
-    import math
     return nn.GroupNorm(num_groups=math.gcd(groups, channels), epsilon=1e-6, name=name)
 
 
@@ -72,9 +73,7 @@ def main():
     config = load_config(os.path.join(ROOT, "configs", "ddpm_mnist5k.py"))
     original = layers.group_norm
     for name, gn in (("jgen", original), ("flax", flax_group_norm)) * 2:  # alternate, twice
-        layers.group_norm = gn
-        import jgen.nn.unet as unet
-        unet.group_norm = gn
+        layers.group_norm = unet.group_norm = gn  # the U-Net and its blocks both call group_norm
         step, state = step_fn(config, args.batch)
         rows.append(dict(what=f"mnist5k U-Net train step, batch {args.batch}", impl=name, ms=1e3 * timed(step, *state)))
     layers.group_norm = unet.group_norm = original

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from jgen.data.sources import Source
-from jgen.train.parallel import batch_sharding, check_batch
+from jgen.train.parallel import batch_sharding
 
 tf.config.set_visible_devices([], "GPU")  # tf.data only feeds; the accelerators belong to JAX
 
@@ -65,9 +65,8 @@ def local_batches(source: Source, data, local_batch: int, seed: int, start_step:
     return ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 
-def global_batches(source: Source, config, mesh, seed: int, start_step: int = 0):
-    """Global `jax.Array` batches sharded over the mesh's data axis, for config.data / train.batch_size."""
-    local_batch = check_batch(config.train.batch_size, mesh)
+def global_batches(source: Source, data, local_batch: int, mesh, seed: int, start_step: int = 0):
+    """Global `jax.Array` batches sharded over the mesh's data axis; `local_batch` is this process's share."""
     sharding = batch_sharding(mesh)
-    for batch in local_batches(source, config.data, local_batch, seed, start_step):
+    for batch in local_batches(source, data, local_batch, seed, start_step):
         yield {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}

@@ -29,13 +29,18 @@ def make_sampler(config, family, num: int, mesh):
     return jax.jit(partial(family.sample, config, num=num), out_shardings=out)
 
 
+def restore_latest(config, family, mesh, mgr):
+    """The latest checkpoint `mgr` holds, restored into the structure `family.init` builds, replicated."""
+    shapes = jax.eval_shape(partial(family.init, config), jax.random.PRNGKey(config.seed))
+    return checkpoint.restore(mgr, checkpoint.abstract_like(shapes, replicated(mesh)))
+
+
 def init_or_restore(config, family, mesh, mgr):
     """The latest checkpoint `mgr` holds if there is one, else a fresh state; replicated on the mesh."""
-    rng = jax.random.PRNGKey(config.seed)
-    shapes = jax.eval_shape(partial(family.init, config), rng)
     if mgr.latest_step() is not None:
-        return checkpoint.restore(mgr, checkpoint.abstract_like(shapes, replicated(mesh))), True
-    return jax.jit(partial(family.init, config), out_shardings=replicated(mesh))(rng), False
+        return restore_latest(config, family, mesh, mgr), True
+    init = jax.jit(partial(family.init, config), out_shardings=replicated(mesh))
+    return init(jax.random.PRNGKey(config.seed)), False
 
 
 def restore_run(workdir: str, mesh):
@@ -47,10 +52,8 @@ def restore_run(workdir: str, mesh):
     if not os.path.exists(config_path):
         raise JgenError(f"{workdir} is not a jgen run directory (no config.json): train first")
     config = read_config(config_path)
-    family = get_family(config.family)
-    shapes = jax.eval_shape(partial(family.init, config), jax.random.PRNGKey(config.seed))
     mgr = checkpoint.manager(workdir, create=False)
-    return config, checkpoint.restore(mgr, checkpoint.abstract_like(shapes, replicated(mesh)))
+    return config, restore_latest(config, get_family(config.family), mesh, mgr)
 
 
 class _StopRequest:
@@ -74,7 +77,7 @@ def train(config, workdir: str) -> str:
     family = get_family(config.family)
     checkpoint.check_compatible(workdir, config)
     mesh = make_mesh()
-    check_batch(config.train.batch_size, mesh)
+    local_batch = check_batch(config.train.batch_size, mesh)
     # Open the data before anything is written, so a missing dataset leaves no half-made workdir.
     source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
     mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)
@@ -89,7 +92,7 @@ def train(config, workdir: str) -> str:
     step_fn = jax.jit(partial(family.train_step, config), donate_argnums=0,
                       in_shardings=(replicated(mesh), batch_sharding(mesh)),
                       out_shardings=(replicated(mesh), replicated(mesh)))
-    batches = global_batches(source, config, mesh, seed=config.seed, start_step=start)
+    batches = global_batches(source, config.data, local_batch, mesh, seed=config.seed, start_step=start)
     sampler = make_sampler(config, family, config.sample.num, mesh)
     writer = MetricsWriter(workdir)
     stop = _StopRequest()
