@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 
 import flax.linen as nn
@@ -24,18 +25,8 @@ from jgen.config import load_config
 from jgen.families.diffusion import make_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def timed(fn, *args, repeats=5, inner=5):
-    jax.block_until_ready(fn(*args))
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            out = fn(*args)
-        jax.block_until_ready(out)
-        runs.append((time.perf_counter() - t0) / inner)
-    return float(np.median(runs))
+sys.path.insert(0, ROOT)
+from benchmarks.timing import timed  # noqa: E402
 
 
 def flax_group_norm(channels, groups, name=None):

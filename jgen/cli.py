@@ -1,4 +1,4 @@
-"""`jgen train | sample`: parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
+"""`jgen train | sample | interpolate`: parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
 
 import argparse
 import logging
@@ -11,10 +11,11 @@ _OVERRIDES_HELP = """\
 Config overrides: any key of the config, dotted, as --set KEY=VALUE (repeatable) or --config.KEY=VALUE,
 for example --set train.steps=200 --config.optim.lr=1e-3 --set model.ch_mult="(1,2)".
 Unknown keys and values of the wrong type are rejected with the key's name.
-Sections: data (source, image_size, channels, crop, random_flip), model, diffusion (timesteps,
-schedule, prediction), optim (lr, warmup_steps, grad_clip, ema_decay), train (steps, batch_size,
-log_every, sample_every, ckpt_every, keep_checkpoints), sample (sampler, steps, eta, num).
-Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py."""
+Sections: data (source, image_size, channels, crop, random_flip), model, optim, train (steps,
+batch_size, log_every, sample_every, ckpt_every, keep_checkpoints), sample (num, ...), and the
+family's own: diffusion (timesteps, schedule, prediction) or gan (loss, n_critic, gp_weight).
+Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py or
+configs/dcgan_mnist5k.py."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,14 +36,25 @@ def _parser() -> argparse.ArgumentParser:
                        description="Sample from the latest checkpoint of WORKDIR (EMA weights by default). "
                        "Writes a PNG grid to --out and the uint8 images [N, H, W, C] to the same path with .npz.")
     s.add_argument("--workdir", required=True, metavar="DIR", help="a directory written by `jgen train`")
-    s.add_argument("--sampler", choices=["ddim", "ddpm"], help="DDIM (few steps) or DDPM ancestral (all T steps)")
-    s.add_argument("--steps", type=int, help="DDIM steps (model calls); default from the run's config")
-    s.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 DDPM-like")
-    s.add_argument("--variance", choices=["small", "large"], help="DDPM variance: posterior (small) or beta_t (large)")
+    s.add_argument("--sampler", choices=["ddim", "ddpm"], help="diffusion: DDIM (few steps) or DDPM (all T steps)")
+    s.add_argument("--steps", type=int, help="diffusion: DDIM steps (model calls); default from the run's config")
+    s.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic, 1 DDPM-like")
+    s.add_argument("--variance", choices=["small", "large"], help="diffusion: DDPM variance, posterior or beta_t")
     s.add_argument("--num", type=int, default=64, help="number of images (default 64)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/sample.png)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+
+    i = sub.add_parser("interpolate", help="a grid of spherical interpolations between random latents",
+                       description="Each row walks from one random latent to another along the great circle "
+                       "(slerp) and decodes every point: the generator for GANs, deterministic DDIM (eta 0) "
+                       "from the noise for diffusion. Writes a PNG grid of ROWS x COLS images.")
+    i.add_argument("--workdir", required=True, metavar="DIR", help="a directory written by `jgen train`")
+    i.add_argument("--rows", type=int, default=8, help="number of interpolations (default 8)")
+    i.add_argument("--cols", type=int, default=10, help="points per interpolation, ends included (default 10)")
+    i.add_argument("--seed", type=int, default=0, help="seed of the end points (default 0)")
+    i.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/interpolate.png)")
+    i.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     return p
 
 
@@ -83,13 +95,36 @@ def _sample(args) -> None:
     overrides = [f"sample.{k}={getattr(args, k)}" for k in ("sampler", "steps", "eta", "variance")
                  if getattr(args, k) is not None]
     config = apply_overrides(config, overrides)
-    params = state.params if args.no_ema else state.ema_params
-    sampler = make_sampler(config, get_family(config.family), args.num, mesh)
-    images = sampler(params, jax.random.PRNGKey(args.seed))
+    sampler = make_sampler(config, get_family(config.family), args.num, mesh, ema=not args.no_ema)
+    images = sampler(state, jax.random.PRNGKey(args.seed))
     out = args.out or os.path.join(args.workdir, "samples", "sample.png")
     uint8 = save_grid(jax.device_get(images), out)
     np.savez_compressed(os.path.splitext(out)[0] + ".npz", images=uint8)
     print(f"jgen: {args.num} samples from step {int(state.step)} -> {out} (+ .npz)")
+
+
+def _interpolate(args) -> None:
+    from functools import partial
+
+    import jax
+
+    from jgen.families import get_family
+    from jgen.images import save_grid
+    from jgen.interpolate import interpolation_latents
+    from jgen.train.loop import restore_run
+    from jgen.train.parallel import make_mesh
+
+    if args.rows < 1 or args.cols < 2:
+        raise JgenError(f"need --rows >= 1 and --cols >= 2, got {args.rows} and {args.cols}")
+    _enable_compile_cache()
+    mesh = make_mesh()
+    config, state = restore_run(args.workdir, mesh)
+    family = get_family(config.family)
+    z = interpolation_latents(jax.random.PRNGKey(args.seed), family.latent_shape(config), args.rows, args.cols)
+    images = jax.jit(partial(family.decode, config, ema=not args.no_ema))(state, z)
+    out = args.out or os.path.join(args.workdir, "samples", "interpolate.png")
+    save_grid(jax.device_get(images), out, cols=args.cols)
+    print(f"jgen: {args.rows} interpolations x {args.cols} points from step {int(state.step)} -> {out}")
 
 
 def main(argv=None) -> int:
@@ -115,10 +150,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "train":
             _train(args, overrides)
+        elif overrides:
+            raise JgenError(f"config overrides apply to `jgen train`; see `jgen {args.command} --help`")
         elif args.command == "sample":
-            if overrides:
-                raise JgenError("config overrides apply to `jgen train`; `jgen sample` takes --sampler/--steps/...")
             _sample(args)
+        elif args.command == "interpolate":
+            _interpolate(args)
     except JgenError as e:
         print(f"jgen: error: {e}", file=sys.stderr)
         return 2

@@ -12,10 +12,11 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def grid(images_uint8: np.ndarray, pad: int = 2) -> np.ndarray:
-    """Tiles [N, H, W, C] uint8 into one near-square [rows*(H+pad)+pad, cols*(W+pad)+pad, C] image."""
+def grid(images_uint8: np.ndarray, pad: int = 2, cols: int = 0) -> np.ndarray:
+    """Tiles [N, H, W, C] uint8 row by row into one [rows*(H+pad)+pad, cols*(W+pad)+pad, C] image;
+    `cols` images a row (default: near-square)."""
     n, h, w, c = images_uint8.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     out = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), np.uint8)
     for i, im in enumerate(images_uint8):
@@ -33,8 +34,8 @@ def save_png(image_uint8: np.ndarray, path: str) -> None:
     os.replace(tmp, path)
 
 
-def save_grid(images, path: str) -> np.ndarray:
-    """images [-1, 1] -> PNG grid at `path`; returns the uint8 images."""
+def save_grid(images, path: str, cols: int = 0) -> np.ndarray:
+    """images [-1, 1] -> PNG grid at `path` (`cols` a row, default near-square); returns the uint8 images."""
     images = to_uint8(images)
-    save_png(grid(images), path)
+    save_png(grid(images, cols=cols), path)
     return images

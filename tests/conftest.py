@@ -7,12 +7,19 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # benchmarks.twins: the PyTorch twins the parity tests compare against
 MNIST_CONFIG = os.path.join(ROOT, "configs", "ddpm_mnist5k.py")
+GAN_CONFIG = os.path.join(ROOT, "configs", "dcgan_mnist5k.py")
 
 # The offline default recipe shrunk to seconds: 8x8 digits, a two-level U-Net, a 2-step DDIM grid.
 TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.attn_resolutions=(4,)",
         "model.num_groups=4", "model.dropout=0.1", "train.batch_size=16", "train.log_every=1",
         "train.sample_every=0", "sample.steps=2", "sample.num=8", "optim.warmup_steps=2"]
+
+
+# The offline DCGAN shrunk the same way: 8x8 digits (4x4 -> 8x8), 8-channel networks.
+TINY_GAN = ["data.image_size=8", "model.ngf=8", "model.ndf=8", "model.latent_dim=8", "train.batch_size=16",
+            "train.log_every=1", "train.sample_every=0", "sample.num=8"]
 
 
 def cli_env(devices: int = 1) -> dict:
@@ -33,11 +40,15 @@ def run_jgen(args, devices: int = 1, timeout: int = 300, check: bool = False, **
     return proc
 
 
-def tiny_train_args(workdir, *extra):
-    args = ["train", "--config", MNIST_CONFIG, "--workdir", str(workdir)]
-    for item in TINY + list(extra):
+def tiny_train_args(workdir, *extra, config=MNIST_CONFIG, tiny=TINY):
+    args = ["train", "--config", config, "--workdir", str(workdir)]
+    for item in list(tiny) + list(extra):
         args += ["--set", item]
     return args
+
+
+def tiny_gan_args(workdir, *extra):
+    return tiny_train_args(workdir, *extra, config=GAN_CONFIG, tiny=TINY_GAN)
 
 
 @pytest.fixture

@@ -29,15 +29,15 @@ def ddpm_step(sched: Schedule, model_fn, x, t: int, key, variance: str = "small"
     return mean + jnp.where(t > 0, jnp.exp(0.5 * log_var), 0.0) * noise
 
 
-def ddpm_sample(sched: Schedule, model_fn, shape, key, variance: str = "small", clip: bool = True):
-    """Runs all T ancestral steps from x_T ~ N(0, I); returns x_0 of `shape`."""
+def ddpm_sample(sched: Schedule, model_fn, shape, key, variance: str = "small", clip: bool = True, x_T=None):
+    """Runs all T ancestral steps from x_T ~ N(0, I) (or the given x_T); returns x_0 of `shape`."""
     key, init_key = jax.random.split(key)
     ts = jnp.arange(sched.num_timesteps - 1, -1, -1)
 
     def body(x, t):
         return ddpm_step(sched, model_fn, x, t, jax.random.fold_in(key, t), variance, clip), None
 
-    x, _ = jax.lax.scan(body, jax.random.normal(init_key, shape), ts)
+    x, _ = jax.lax.scan(body, jax.random.normal(init_key, shape) if x_T is None else x_T, ts)
     return x
 
 
@@ -48,8 +48,10 @@ def ddim_timesteps(num_timesteps: int, steps: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, num_timesteps - 1, steps)).astype(np.int32))
 
 
-def ddim_sample(sched: Schedule, model_fn, shape, key, steps: int = 50, eta: float = 0.0, clip: bool = True):
-    """DDIM with `steps` model calls; eta=0 is deterministic, eta=1 matches DDPM's posterior variance."""
+def ddim_sample(sched: Schedule, model_fn, shape, key, steps: int = 50, eta: float = 0.0, clip: bool = True,
+                x_T=None):
+    """DDIM with `steps` model calls from x_T ~ N(0, I) (or the given x_T); eta=0 is deterministic,
+    eta=1 matches DDPM's posterior variance."""
     ts = ddim_timesteps(sched.num_timesteps, steps)
     t_prev = np.append(-1, ts[:-1])
     key, init_key = jax.random.split(key)
@@ -69,5 +71,6 @@ def ddim_sample(sched: Schedule, model_fn, shape, key, steps: int = 50, eta: flo
         x = jnp.sqrt(a_prev) * x0 + jnp.sqrt(jnp.maximum(1 - a_prev - sigma ** 2, 0.0)) * eps + sigma * noise
         return x, None
 
-    x, _ = jax.lax.scan(body, jax.random.normal(init_key, shape), (ts[::-1], t_prev[::-1]))
+    x_start = jax.random.normal(init_key, shape) if x_T is None else x_T
+    x, _ = jax.lax.scan(body, x_start, (ts[::-1], t_prev[::-1]))
     return x

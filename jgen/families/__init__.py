@@ -1,13 +1,15 @@
-"""Model families. Each module gives init(config, rng), train_step(config, state, batch), sample(config, params, rng, num)."""
+"""Model families. Each module gives init(config, rng) -> TrainState, train_step(config, state, batch)
+-> (state, metrics) and sample(config, state, rng, num, ema) -> images; for `jgen interpolate` also
+latent_shape(config) and decode(config, state, z, ema) -> images."""
 
 from jgen.errors import JgenError
 
 
 def get_family(name: str):
     """The family module named by config.family; adding a family is one module and one line here."""
-    from jgen.families import diffusion
+    from jgen.families import diffusion, gan
 
-    families = {"diffusion": diffusion}
+    families = {"diffusion": diffusion, "gan": gan}
     if name not in families:
         raise JgenError(f"unknown family '{name}' (known: {', '.join(sorted(families))})")
     return families[name]

@@ -1,6 +1,6 @@
 """DDPM as a jgen family: the U-Net trained with L_simple, sampled with DDPM or DDIM.
 
-The trainer calls exactly three functions: `init`, `train_step` and `sample`.
+The trainer calls `init`, `train_step` and `sample`; `jgen interpolate` calls `latent_shape` and `decode`.
 """
 
 import jax
@@ -51,20 +51,36 @@ def train_step(config, state: TrainState, batch):
     return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
 
 
-def sample(config, params, rng, num: int):
-    """`num` images [num, H, W, C] in [-1, 1] with config.sample (sampler, steps, eta, variance)."""
+def latent_shape(config):
+    return (config.data.image_size, config.data.image_size, config.data.channels)
+
+
+def sample(config, state: TrainState, rng, num: int, ema: bool = True, x_T=None):
+    """`num` images [num, H, W, C] in [-1, 1] with config.sample (sampler, steps, eta, variance).
+
+    x_T: optional starting noise [num, H, W, C] (default drawn from `rng`).
+    """
     sched = schedule_from_config(config.diffusion)
     model = make_model(config)
-    shape = (num, config.data.image_size, config.data.image_size, config.data.channels)
+    params = state.ema_params if ema else state.params
+    shape = (num,) + latent_shape(config)
 
     def model_fn(x, t):
         return to_x0_eps(sched, config.diffusion.prediction, x, t, model.apply({"params": params}, x, t))
 
     s = config.sample
     if s.sampler == "ddpm":
-        x = samplers.ddpm_sample(sched, model_fn, shape, rng, variance=s.variance, clip=s.clip)
+        x = samplers.ddpm_sample(sched, model_fn, shape, rng, variance=s.variance, clip=s.clip, x_T=x_T)
     elif s.sampler == "ddim":
-        x = samplers.ddim_sample(sched, model_fn, shape, rng, steps=s.steps, eta=s.eta, clip=s.clip)
+        x = samplers.ddim_sample(sched, model_fn, shape, rng, steps=s.steps, eta=s.eta, clip=s.clip, x_T=x_T)
     else:
         raise JgenError(f"unknown sampler '{s.sampler}' (ddpm | ddim)")
     return jnp.clip(x, -1.0, 1.0)
+
+
+def decode(config, state: TrainState, z, ema: bool = True):
+    """Deterministic DDIM (eta = 0) from the noise z [B, H, W, C]: the map that makes interpolating
+    noise meaningful (Song et al. 2021, section 5.3)."""
+    config = config.copy_and_resolve_references()
+    config.sample.sampler, config.sample.eta = "ddim", 0.0
+    return sample(config, state, jax.random.PRNGKey(0), z.shape[0], ema, x_T=z)

@@ -127,3 +127,35 @@ def upsample_nearest(x):
     b, h, w, c = x.shape
     x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
     return x.reshape(b, 2 * h, 2 * w, c)
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over N, H, W with PyTorch's conventions, so a twin with copied weights and buffers agrees.
+
+    eps 1e-5; running averages with momentum 0.1 (new = 0.9 old + 0.1 batch); the running variance
+    takes the unbiased batch variance, as torch.nn.BatchNorm2d does (Flax's BatchNorm keeps the biased
+    one). Under jit on a mesh the batch mean is a cross-device reduction, so the statistics are those
+    of the whole global batch and 8 devices compute what 1 does.
+    """
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    scale_init: nn.initializers.Initializer = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        c = x.shape[-1]
+        scale = self.param("scale", self.scale_init, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,))
+        running_var = self.variable("batch_stats", "var", jnp.ones, (c,))
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x, axes)
+            var = jnp.mean(jnp.square(x - mean), axes)
+            n = x.size // c
+            m = self.momentum
+            running_mean.value = (1 - m) * running_mean.value + m * jax.lax.stop_gradient(mean)
+            running_var.value = (1 - m) * running_var.value + m * jax.lax.stop_gradient(var) * (n / max(n - 1, 1))
+        else:
+            mean, var = running_mean.value, running_var.value
+        return (x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias

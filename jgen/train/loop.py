@@ -23,10 +23,10 @@ from jgen.train.logging import MetricsWriter
 from jgen.train.parallel import batch_sharding, check_batch, make_mesh, replicated
 
 
-def make_sampler(config, family, num: int, mesh):
-    """jit of (params, key) -> `num` images in [-1, 1], spread over the devices when `num` divides evenly."""
+def make_sampler(config, family, num: int, mesh, ema: bool = True):
+    """jit of (state, key) -> `num` images in [-1, 1], spread over the devices when `num` divides evenly."""
     out = batch_sharding(mesh) if num % mesh.devices.size == 0 else replicated(mesh)
-    return jax.jit(partial(family.sample, config, num=num), out_shardings=out)
+    return jax.jit(partial(family.sample, config, num=num, ema=ema), out_shardings=out)
 
 
 def restore_latest(config, family, mesh, mgr):
@@ -112,9 +112,9 @@ def train(config, workdir: str) -> str:
                 metrics["steps_per_sec"] = (step - last_logged) / (now - t0)
                 t0, last_logged = now, step
                 writer.write(step, metrics)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+                bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if k.endswith("loss")})
             if config.train.sample_every and step % config.train.sample_every == 0 and step < total:
-                images = sampler(state.ema_params, sample_key)
+                images = sampler(state, sample_key)
                 if lead:
                     save_grid(jax.device_get(images), os.path.join(workdir, "samples", f"step_{step:07d}.png"))
             if step % config.train.ckpt_every == 0 or step == total or stop.requested:
@@ -131,7 +131,7 @@ def train(config, workdir: str) -> str:
         bar.close()
         writer.close()
     if step == total:
-        images = sampler(state.ema_params, sample_key)
+        images = sampler(state, sample_key)
         if lead:
             save_grid(jax.device_get(images), grid_path)
             print(f"jgen: {total} steps done; samples in {grid_path}")

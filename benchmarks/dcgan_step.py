@@ -1,0 +1,131 @@
+"""DCGAN train step on XLA:CPU: transposed convolutions as lax.conv_transpose ('before') against the
+sub-pixel form jgen uses ('after'), with PyTorch eager on the twin networks beside them when torch is
+installed. One process, variants alternated, images/s (median of timed windows) and ratios.
+
+Run: python benchmarks/dcgan_step.py [--batch 64]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks.timing import timed  # noqa: E402
+from jgen.config import apply_overrides, load_config  # noqa: E402
+from jgen.families import gan  # noqa: E402
+from jgen.nn.dcgan import conv_transpose_reference, conv_transpose_subpixel  # noqa: E402
+
+
+def jgen_step(config, batch):
+    """(step, state, batch) for one jitted GAN train step."""
+    state = jax.jit(partial(gan.init, config))(jax.random.PRNGKey(0))
+    s, c = config.data.image_size, config.data.channels
+    images = {"image": jax.random.uniform(jax.random.PRNGKey(1), (batch, s, s, c), minval=-1.0, maxval=1.0)}
+    step = jax.jit(partial(gan.train_step, config))
+
+    def run(state):
+        return step(state, images)[0]
+    return run, state
+
+
+def torch_step(config, batch):
+    """The same step in PyTorch eager: pytorch/examples' DCGAN loop on the twin networks."""
+    import torch
+
+    from benchmarks.twins.dcgan_torch import TorchDiscriminator, TorchGenerator
+
+    torch.manual_seed(0)
+    m, s, c = config.model, config.data.image_size, config.data.channels
+    gen, disc = TorchGenerator(s, c, m.latent_dim, m.ngf), TorchDiscriminator(s, c, m.ndf)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    real = torch.rand(batch, c, s, s) * 2 - 1
+    ones, zeros = torch.ones(batch), torch.zeros(batch)
+    bce = torch.nn.BCEWithLogitsLoss()
+
+    def run(_):
+        fake = gen(torch.randn(batch, m.latent_dim))
+        opt_d.zero_grad()
+        (bce(disc(real), ones) + bce(disc(fake.detach()), zeros)).backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        loss = bce(disc(fake), ones)
+        loss.backward()
+        opt_g.step()
+        return loss
+    return run, None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = parser.parse_args()
+    try:
+        import torch
+        torch.set_num_threads(os.cpu_count())
+    except ImportError:
+        torch = None
+    rows = []
+
+    # The layer PERF_NOTES measured: 64x8x8x128 -> 64x16x16x64, forward and backward.
+    x = jax.random.normal(jax.random.PRNGKey(0), (64, 8, 8, 128))
+    w = 0.05 * jax.random.normal(jax.random.PRNGKey(1), (4, 4, 128, 64))
+    for name, f in (("before", conv_transpose_reference), ("after", conv_transpose_subpixel)) * 2:
+        g = jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)))
+        rows.append(dict(what="ConvTranspose 4x4 s2 64x8x8x128 -> 16x16x64, fwd+bwd", impl=name,
+                         ms=1e3 * timed(g, x, w), images=64))
+
+    for cfg in ("dcgan_mnist5k", "dcgan_cifar10"):
+        base = load_config(os.path.join(ROOT, "configs", cfg + ".py"))
+        what = f"{cfg} train step (G+D, Adam), batch {args.batch}"
+        variants = [("before", "transpose"), ("after", "subpixel")] * 2
+        if torch is not None:
+            variants += [("torch eager", None)] * 2
+        for name, upsample in variants:
+            if upsample is None:
+                run, state = torch_step(base, args.batch)
+                ms = 1e3 * timed(run, state, sync=lambda out: out.item())
+            else:
+                run, state = jgen_step(apply_overrides(base, [f"model.upsample={upsample}"]), args.batch)
+                ms = 1e3 * timed(run, state)
+            rows.append(dict(what=what, impl=name, ms=ms, images=args.batch))
+            print(rows[-1], flush=True)
+
+    table = {}
+    for r in rows:
+        table.setdefault(r["what"], {}).setdefault(r["impl"], []).append(r)
+    lines = ["| what | before ms | after ms | after / before speed | after images/s | torch eager ms | jgen / torch speed |",
+             "|---|---|---|---|---|---|---|"]
+    for what, v in table.items():
+        before = np.median([r["ms"] for r in v["before"]])
+        after = np.median([r["ms"] for r in v["after"]])
+        ips = v["after"][0]["images"] / after * 1e3
+        t = np.median([r["ms"] for r in v["torch eager"]]) if "torch eager" in v else None
+        tcol = f"{t:.1f} | {t / after:.2f}" if t else "- | -"
+        lines.append(f"| {what} | {before:.1f} | {after:.1f} | {before / after:.2f}x | {ips:.0f} | {tcol} |")
+    text = "\n".join(lines)
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"cpu{os.cpu_count()}-dcgan-{time.strftime('%Y-%m-%d')}")
+    with open(stem + ".md", "w") as f:
+        f.write(f"# DCGAN train step on XLA:CPU ({os.cpu_count()} cores, {platform.machine()}, jax {jax.__version__}"
+                f"{', torch ' + torch.__version__ if torch else ''})\n\n`python benchmarks/dcgan_step.py "
+                f"--batch {args.batch}`. before: lax.conv_transpose; after: sub-pixel matmul + depth-to-space "
+                f"(what jgen runs). Medians of 5 windows of 5 steps, each variant measured twice, alternating.\n\n"
+                f"{text}\n")
+    with open(stem + ".json", "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""GANs as a jgen family: DCGAN (non-saturating loss) and WGAN-GP, on the DCGAN networks.
+
+One `train_step` is one generator step: `gan.n_critic` discriminator updates, then the generator
+update, each with its own optax optimiser, all in the one TrainState:
+params {'gen', 'disc'}, opt_state {'gen', 'disc'}, model_state {'gen', 'disc'} (BatchNorm
+statistics), ema_params (the EMA of the generator; equal to it when optim.ema_decay is 0).
+
+The batch holds n_critic * m real images; critic update k uses rows k, k + n_critic, ..., so each
+device keeps its own rows. With n_critic = 1 the step follows pytorch/examples' DCGAN exactly:
+fake = G(z) once; D on real, then D on fake.detach(); D's Adam step; then D (updated) on the same
+fake for G's loss, backpropagated through that one G forward pass.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jgen.errors import JgenError
+from jgen.nn.dcgan import Discriminator, Generator
+from jgen.train.state import TrainState, ema_decay, make_optimizer, update_ema
+
+LOSSES = ("nonsaturating", "wgan-gp")
+
+
+def make_models(config):
+    m = config.model
+    size, channels = config.data.image_size, config.data.channels
+    if config.gan.loss not in LOSSES:
+        raise JgenError(f"unknown gan.loss '{config.gan.loss}' ({' | '.join(LOSSES)})")
+    if config.gan.loss == "wgan-gp" and m.disc_norm == "batch":
+        raise JgenError("wgan-gp needs a critic without BatchNorm (the penalty is per image): set model.disc_norm=none")
+    return (Generator(size, channels, m.ngf, subpixel=m.upsample == "subpixel"),
+            Discriminator(size, m.ndf, m.disc_norm))
+
+
+def _apply(module, params, stats, x, train: bool):
+    """(output, new BatchNorm statistics); statistics change only in train mode."""
+    variables = {"params": params, "batch_stats": stats}
+    if not train:
+        return module.apply(variables, x, train=False), stats
+    out, updated = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    return out, updated.get("batch_stats", stats)
+
+
+def init(config, rng) -> TrainState:
+    if config.model.upsample not in ("subpixel", "transpose"):
+        raise JgenError(f"unknown model.upsample '{config.model.upsample}' (subpixel | transpose)")
+    gen, disc = make_models(config)
+    g_key, d_key, run_key = jax.random.split(rng, 3)
+    size, channels = config.data.image_size, config.data.channels
+    g_vars = gen.init(g_key, jnp.zeros((1, config.model.latent_dim)), train=False)
+    d_vars = disc.init(d_key, jnp.zeros((1, size, size, channels)), train=False)
+    params = {"gen": g_vars["params"], "disc": d_vars["params"]}
+    opt_state = {"gen": make_optimizer(config.optim.gen).init(params["gen"]),
+                 "disc": make_optimizer(config.optim.disc).init(params["disc"])}
+    model_state = {"gen": g_vars.get("batch_stats", {}), "disc": d_vars.get("batch_stats", {})}
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
+                      ema_params=params["gen"], model_state=model_state, rng=run_key)
+
+
+def gradient_penalty(critic, real, fake, eps):
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps real + (1 - eps) fake (Gulrajani et al. 2017, eq. 3).
+
+    eps: [B] in [0, 1]. The critic must score images independently (no BatchNorm): then the gradient
+    of sum_i D(x_hat_i) with respect to x_hat_i is each image's own gradient.
+    """
+    e = eps.reshape((-1,) + (1,) * (real.ndim - 1))
+    x_hat = e * real + (1.0 - e) * fake
+    grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
+    norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=tuple(range(1, real.ndim))) + 1e-12)
+    return jnp.mean(jnp.square(norms - 1.0))
+
+
+def _disc_loss(config, disc, d_params, d_stats, real, fake, gp_key):
+    """Discriminator loss on one real and one (detached) fake batch; D sees them as two batches, like PyTorch."""
+    out_real, d_stats = _apply(disc, d_params, d_stats, real, True)
+    out_fake, d_stats = _apply(disc, d_params, d_stats, fake, True)
+    metrics = {"d_real": jnp.mean(out_real), "d_fake": jnp.mean(out_fake)}
+    if config.gan.loss == "nonsaturating":
+        loss = jnp.mean(jax.nn.softplus(-out_real)) + jnp.mean(jax.nn.softplus(out_fake))
+    else:
+        eps = jax.random.uniform(gp_key, (real.shape[0],))
+        gp = gradient_penalty(lambda x: _apply(disc, d_params, d_stats, x, False)[0], real, fake, eps)
+        loss = jnp.mean(out_fake) - jnp.mean(out_real) + config.gan.gp_weight * gp
+        metrics["gp"] = gp
+    return loss, (d_stats, metrics)
+
+
+def train_step(config, state: TrainState, batch):
+    """One generator step on batch['image'] [n_critic * m, H, W, C] in [-1, 1]."""
+    gen, disc = make_models(config)
+    n, nz = config.gan.n_critic, config.model.latent_dim
+    real = batch["image"]
+    if real.shape[0] % n:
+        raise JgenError(f"train.batch_size ({real.shape[0]}) must be a multiple of gan.n_critic ({n})")
+    m = real.shape[0] // n
+    reals = real.reshape((m, n) + real.shape[1:]).swapaxes(0, 1)  # [n, m, H, W, C]
+    key = jax.random.fold_in(state.rng, state.step)
+    z_key, critic_key = jax.random.split(key)
+    g_tx, d_tx = make_optimizer(config.optim.gen), make_optimizer(config.optim.disc)
+    g_params, d_params = state.params["gen"], state.params["disc"]
+
+    # The generator's forward pass for its own update, kept as a VJP so it runs once.
+    fake, g_vjp, g_stats = jax.vjp(lambda p: _apply(gen, p, state.model_state["gen"],
+                                                   jax.random.normal(z_key, (m, nz)), True),
+                                   g_params, has_aux=True)
+
+    def critic_update(carry, xs):
+        d_params, d_opt, d_stats, g_stats = carry
+        real_k, key_k = xs
+        fake_key, gp_key = jax.random.split(key_k)
+        if n == 1:
+            fake_k = fake
+        else:  # WGAN-GP draws fresh fakes for every critic iteration
+            fake_k, g_stats = _apply(gen, g_params, g_stats, jax.random.normal(fake_key, (m, nz)), True)
+        (loss, (d_stats, metrics)), grads = jax.value_and_grad(_disc_loss, argnums=2, has_aux=True)(
+            config, disc, d_params, d_stats, real_k, jax.lax.stop_gradient(fake_k), gp_key)
+        updates, d_opt = d_tx.update(grads, d_opt, d_params)
+        metrics = dict(metrics, d_loss=loss, d_grad_norm=optax.global_norm(grads))
+        return (optax.apply_updates(d_params, updates), d_opt, d_stats, g_stats), metrics
+
+    carry = (d_params, state.opt_state["disc"], state.model_state["disc"], g_stats)
+    critic_keys = jax.random.split(critic_key, n)
+    if n == 1:
+        carry, metrics = critic_update(carry, (reals[0], critic_keys[0]))
+    else:
+        carry, metrics = jax.lax.scan(critic_update, carry, (reals, critic_keys))
+        metrics = jax.tree.map(lambda v: v[-1], metrics)
+    d_params, d_opt, d_stats, g_stats = carry
+
+    def gen_loss(fake):
+        out, stats = _apply(disc, d_params, d_stats, fake, True)
+        loss = jnp.mean(jax.nn.softplus(-out)) if config.gan.loss == "nonsaturating" else -jnp.mean(out)
+        return loss, stats
+
+    (g_loss, d_stats), fake_grad = jax.value_and_grad(gen_loss, has_aux=True)(fake)
+    (g_grads,) = g_vjp(fake_grad)
+    updates, g_opt = g_tx.update(g_grads, state.opt_state["gen"], g_params)
+    g_params = optax.apply_updates(g_params, updates)
+    ema = update_ema(state.ema_params, g_params, ema_decay(config.optim.ema_decay, state.step))
+    state = state.replace(step=state.step + 1, params={"gen": g_params, "disc": d_params},
+                          opt_state={"gen": g_opt, "disc": d_opt}, ema_params=ema,
+                          model_state={"gen": g_stats, "disc": d_stats})
+    metrics = dict(metrics, g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads))
+    return state, metrics
+
+
+def latent_shape(config):
+    return (config.model.latent_dim,)
+
+
+def decode(config, state: TrainState, z, ema: bool = True):
+    """Generator images [B, H, W, C] for latents z [B, latent_dim], BatchNorm on its running statistics."""
+    gen, _ = make_models(config)
+    params = state.ema_params if ema else state.params["gen"]
+    return _apply(gen, params, state.model_state["gen"], z, False)[0]
+
+
+def sample(config, state: TrainState, rng, num: int, ema: bool = True):
+    """`num` images [num, H, W, C] in [-1, 1] from z ~ N(0, I)."""
+    return decode(config, state, jax.random.normal(rng, (num,) + latent_shape(config)), ema)
