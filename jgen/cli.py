@@ -92,8 +92,10 @@ def _sample(args) -> None:
     _enable_compile_cache()
     mesh = make_mesh()
     config, state = restore_run(args.workdir, mesh)
-    overrides = [f"sample.{k}={getattr(args, k)}" for k in ("sampler", "steps", "eta", "variance")
-                 if getattr(args, k) is not None]
+    given = [k for k in ("sampler", "steps", "eta", "variance") if getattr(args, k) is not None]
+    if given and config.family != "diffusion":
+        raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {config.family} run")
+    overrides = [f"sample.{k}={getattr(args, k)}" for k in given]
     config = apply_overrides(config, overrides)
     sampler = make_sampler(config, get_family(config.family), args.num, mesh, ema=not args.no_ema)
     images = sampler(state, jax.random.PRNGKey(args.seed))

@@ -62,5 +62,9 @@ def test_sample_and_interpolate_from_a_gan_run(tmp_path):
     run_jgen(["interpolate", "--workdir", str(tmp_path / "run"), "--rows", "3", "--cols", "4", "--out", str(out)],
              check=True)
     assert Image.open(out).size == (4 * 10 + 2, 3 * 10 + 2)  # 4 points a row, 3 rows
+    # bad input: one line each, nothing written for the refused config
+    proc = run_jgen(["sample", "--workdir", str(tmp_path / "run"), "--steps", "3"])
+    assert proc.returncode == 2 and "applies to diffusion runs" in proc.stderr.strip().splitlines()[-1]
     proc = run_jgen(tiny_gan_args(tmp_path / "bad", "gan.loss=wgan-gp"))
     assert proc.returncode == 2 and "disc_norm=none" in proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()

@@ -45,6 +45,9 @@ def _apply(module, params, stats, x, train: bool):
 def init(config, rng) -> TrainState:
     if config.model.upsample not in ("subpixel", "transpose"):
         raise JgenError(f"unknown model.upsample '{config.model.upsample}' (subpixel | transpose)")
+    if config.train.batch_size % config.gan.n_critic:
+        raise JgenError(f"train.batch_size ({config.train.batch_size}) must be a multiple of gan.n_critic "
+                        f"({config.gan.n_critic}): it counts the real images of all critic steps")
     gen, disc = make_models(config)
     g_key, d_key, run_key = jax.random.split(rng, 3)
     size, channels = config.data.image_size, config.data.channels
@@ -91,8 +94,6 @@ def train_step(config, state: TrainState, batch):
     gen, disc = make_models(config)
     n, nz = config.gan.n_critic, config.model.latent_dim
     real = batch["image"]
-    if real.shape[0] % n:
-        raise JgenError(f"train.batch_size ({real.shape[0]}) must be a multiple of gan.n_critic ({n})")
     m = real.shape[0] // n
     reals = real.reshape((m, n) + real.shape[1:]).swapaxes(0, 1)  # [n, m, H, W, C]
     key = jax.random.fold_in(state.rng, state.step)

@@ -78,7 +78,9 @@ def train(config, workdir: str) -> str:
     checkpoint.check_compatible(workdir, config)
     mesh = make_mesh()
     local_batch = check_batch(config.train.batch_size, mesh)
-    # Open the data before anything is written, so a missing dataset leaves no half-made workdir.
+    # Check the config (by tracing init) and open the data before anything is written, so bad input
+    # leaves no half-made workdir.
+    jax.eval_shape(partial(family.init, config), jax.random.PRNGKey(config.seed))
     source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
     mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)
     state, resumed = init_or_restore(config, family, mesh, mgr)
