@@ -1,9 +1,10 @@
-"""`jgen train | sample | interpolate`: parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
+"""`jgen train | sample | interpolate | reconstruct | traverse`: parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
 
 import argparse
 import logging
 import os
 import sys
+from functools import partial
 
 from jgen.errors import JgenError
 
@@ -55,6 +56,27 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--seed", type=int, default=0, help="seed of the end points (default 0)")
     i.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/interpolate.png)")
     i.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+
+    def data_args(q, num):
+        q.add_argument("--workdir", required=True, metavar="DIR", help="a VAE run directory written by `jgen train`")
+        q.add_argument("--split", default=None, help="split of the run's data source, e.g. test (default: the run's)")
+        q.add_argument("--num", type=int, default=num, help=f"images taken from the start of the split (default {num})")
+        q.add_argument("--seed", type=int, default=0, help="seed of the posterior sample (default 0)")
+        q.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/<command>.png)")
+
+    r = sub.add_parser("reconstruct", help="VAE: dataset images beside their reconstructions, and the ELBO",
+                       description="Encodes the first NUM images of the split, decodes the posterior means and "
+                       "writes pairs (image, reconstruction) as a grid. Prints the ELBO of those images in nats "
+                       "per image and bits per dimension (one posterior sample per image).")
+    data_args(r, 32)
+    v = sub.add_parser("traverse", help="VAE: one row per latent, swept from -R to R around an encoded image",
+                       description="Encodes image INDEX of the split; row i sets latent i to COLS values from -R to "
+                       "R and keeps the others at the posterior mean. Rows are ordered by their KL over the "
+                       "first NUM images (most informative first), which the command prints.")
+    data_args(v, 256)
+    v.add_argument("--index", type=int, default=0, help="which image to encode (default 0)")
+    v.add_argument("--range", type=float, default=3.0, help="sweep from -R to R (default 3)")
+    v.add_argument("--cols", type=int, default=9, help="points per row (default 9)")
     return p
 
 
@@ -106,8 +128,6 @@ def _sample(args) -> None:
 
 
 def _interpolate(args) -> None:
-    from functools import partial
-
     import jax
 
     from jgen.families import get_family
@@ -127,6 +147,77 @@ def _interpolate(args) -> None:
     out = args.out or os.path.join(args.workdir, "samples", "interpolate.png")
     save_grid(jax.device_get(images), out, cols=args.cols)
     print(f"jgen: {args.rows} interpolations x {args.cols} points from step {int(state.step)} -> {out}")
+
+
+def _vae_run(args):
+    """(config, state, images [num, H, W, C]) of a VAE run and the first --num images of its data."""
+    import jax
+
+    from jgen.data.pipeline import first_images
+    from jgen.data.sources import open_source
+    from jgen.train.loop import restore_run
+    from jgen.train.parallel import make_mesh
+
+    if args.num < 1:
+        raise JgenError(f"--num must be positive, got {args.num}")
+    _enable_compile_cache()
+    config, state = restore_run(args.workdir, make_mesh())
+    if config.family != "vae":
+        raise JgenError(f"`jgen {args.command}` needs a VAE run; {args.workdir} is a {config.family} run")
+    spec = config.data.source
+    if args.split:
+        kind, _, rest = spec.partition(":")
+        if kind == "folder":
+            raise JgenError("--split applies to builtin: and tfds: sources, not folders")
+        spec = f"{kind}:{rest.split(':')[0]}:{args.split}"
+    images = first_images(open_source(spec, config.data.data_dir), config.data, args.num)
+    return config, state, jax.device_put(images)
+
+
+def _reconstruct(args) -> None:
+    import jax
+    import numpy as np
+
+    from jgen.families import vae
+    from jgen.images import save_grid
+
+    config, state, x = _vae_run(args)
+    mean, _ = jax.jit(partial(vae.encode, config))(state, x)
+    recon = jax.jit(partial(vae.decode, config))(state, mean)
+    pairs = np.stack([np.asarray(x), np.asarray(recon)], 1).reshape((-1,) + x.shape[1:])
+    out = args.out or os.path.join(args.workdir, "samples", "reconstruct.png")
+    save_grid(pairs, out, cols=16 if len(pairs) >= 16 else len(pairs))
+    terms = jax.jit(partial(vae.elbo_terms, config))(state.ema_params, x, jax.random.PRNGKey(args.seed))
+    m = vae.elbo_metrics(*terms, x[0].size)
+    print(f"jgen: {len(x)} images of {config.data.source if not args.split else args.split}: ELBO "
+          f"{float(m['elbo']):.2f} nats/image ({float(m['bits_per_dim']):.4f} bits/dim; reconstruction "
+          f"{float(m['recon']):.2f}, KL {float(m['kl']):.2f}, {int(m['active_units'])} active units) -> {out}")
+
+
+def _traverse(args) -> None:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jgen.families import vae
+    from jgen.images import save_grid
+
+    if args.cols < 2:
+        raise JgenError(f"--cols must be at least 2, got {args.cols}")
+    config, state, x = _vae_run(args)
+    if not 0 <= args.index < len(x):
+        raise JgenError(f"--index must be in [0, {len(x)}) (the first --num images), got {args.index}")
+    mean, logvar = jax.jit(partial(vae.encode, config))(state, x)
+    kl = np.asarray(jnp.mean(vae.kl_normal(mean, logvar), axis=0))
+    order = np.argsort(-kl)
+    values = jnp.linspace(-args.range, args.range, args.cols)
+    z = jnp.tile(mean[args.index], (len(order), args.cols, 1))
+    z = z.at[np.arange(len(order)), :, order].set(jnp.broadcast_to(values, (len(order), args.cols)))
+    images = jax.jit(partial(vae.decode, config))(state, z.reshape(-1, z.shape[-1]))
+    out = args.out or os.path.join(args.workdir, "samples", "traverse.png")
+    save_grid(jax.device_get(images), out, cols=args.cols)
+    rows = ", ".join(f"z{d} {kl[d]:.2f}" for d in order)
+    print(f"jgen: traversal of image {args.index}, rows by KL (nats): {rows} -> {out}")
 
 
 def main(argv=None) -> int:
@@ -158,6 +249,10 @@ def main(argv=None) -> int:
             _sample(args)
         elif args.command == "interpolate":
             _interpolate(args)
+        elif args.command == "reconstruct":
+            _reconstruct(args)
+        elif args.command == "traverse":
+            _traverse(args)
     except JgenError as e:
         print(f"jgen: error: {e}", file=sys.stderr)
         return 2

@@ -7,13 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import random_variables, rel_err
 from jgen.families.gan import gradient_penalty
 from jgen.nn.dcgan import Discriminator, Generator, conv_transpose_reference, conv_transpose_subpixel, layout
-
-
-def rel_err(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 6, 3), (3, 4, 4, 16), (1, 7, 7, 2)])
@@ -97,22 +93,6 @@ def test_gradient_penalty_parameter_gradient_of_a_linear_critic():
     assert rel_err(jax.grad(penalty)(jnp.float32(w)), 2 * (n - 1) * w / n) < 1e-5
 
 
-def _random_variables(module, rng, *inputs):
-    """Random params N(0, 0.1) (BatchNorm scales and running statistics U(0.5, 1.5)) in the module's layout.
-
-    Drawn with NumPy into the shapes of `eval_shape(init)`: jitting Flax's init compiles one threefry
-    kernel per parameter, seconds on 2 cores, and the test only needs some weights.
-    """
-    shapes = jax.eval_shape(partial(module.init, train=False), jax.random.PRNGKey(0), *inputs)
-
-    def draw(path, s):
-        name = jax.tree_util.keystr(path)
-        positive = "batch_stats" in name or "scale" in name
-        return jnp.float32(rng.uniform(0.5, 1.5, s.shape) if positive else 0.1 * rng.normal(size=s.shape))
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
 @pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 3)])
 def test_generator_and_discriminator_equal_pytorch_twin(size, channels):
     torch = pytest.importorskip("torch")
@@ -123,7 +103,7 @@ def test_generator_and_discriminator_equal_pytorch_twin(size, channels):
     gen, disc = Generator(size, channels, ngf), Discriminator(size, ndf)
     z = jnp.float32(rng.normal(size=(batch, nz)))
     x = jnp.float32(rng.uniform(-1, 1, size=(batch, size, size, channels)))
-    gv, dv = _random_variables(gen, rng, z), _random_variables(disc, rng, x)
+    gv, dv = random_variables(gen, rng, z, train=False), random_variables(disc, rng, x, train=False)
     tg, td = TorchGenerator(size, channels, nz, ngf), TorchDiscriminator(size, channels, ndf)
     copy_generator(tg, gv["params"], gv["batch_stats"])
     copy_discriminator(td, dv["params"], dv["batch_stats"])
@@ -154,7 +134,7 @@ def test_critic_without_norm_equals_pytorch_twin():
 
     x = jnp.float32(np.random.default_rng(3).uniform(-1, 1, size=(3, 32, 32, 3)))
     disc = Discriminator(32, ndf=8, norm="none")
-    dv = _random_variables(disc, np.random.default_rng(4), x)  # biases non-zero too
+    dv = random_variables(disc, np.random.default_rng(4), x, train=False)  # biases non-zero too
     td = TorchDiscriminator(32, 3, 8, norm="none")
     copy_discriminator(td, dv["params"], {})
     with torch.no_grad():

@@ -70,3 +70,10 @@ def global_batches(source: Source, data, local_batch: int, mesh, seed: int, star
     sharding = batch_sharding(mesh)
     for batch in local_batches(source, data, local_batch, seed, start_step):
         yield {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+
+def first_images(source: Source, data, num: int) -> np.ndarray:
+    """The first `num` images of this process's shard, in order, preprocessed, unflipped: [n, S, S, C]."""
+    ds = source.dataset.take(num).map(
+        lambda ex: preprocess(source.decode(ex["image"]), data.image_size, data.channels, data.crop))
+    return np.concatenate(list(ds.batch(256).as_numpy_iterator()), axis=0)

@@ -90,6 +90,8 @@ def _tfds(name: str, split: str, data_dir: str, process_index: int, process_coun
     def decode(image):
         if image.dtype == tf.string:  # encoded bytes (SkipDecoding honoured)
             image = tf.io.decode_image(image, channels=channels, expand_animations=False)
+        if name.split("/")[0] == "dsprites":  # stored as 0/1 pixels; everything downstream expects 0..255
+            image = image * 255
         return tf.ensure_shape(image, [None, None, channels])
 
     return Source(ds.map(element), decode, num_examples, num_classes, f"{name}:{split}")

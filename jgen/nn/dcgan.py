@@ -68,11 +68,14 @@ class ConvTranspose4x4(nn.Module):
     """ConvTranspose2d(kernel 4, stride 2, padding 1): doubles the side. `subpixel` picks the fast form."""
     features: int
     subpixel: bool = True
+    use_bias: bool = False
+    kernel_init: nn.initializers.Initializer = dcgan_init
 
     @nn.compact
     def __call__(self, x):
-        w = self.param("kernel", dcgan_init, (4, 4, x.shape[-1], self.features))
-        return (conv_transpose_subpixel if self.subpixel else conv_transpose_reference)(x, w)
+        w = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+        y = (conv_transpose_subpixel if self.subpixel else conv_transpose_reference)(x, w)
+        return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
 
 
 class Generator(nn.Module):

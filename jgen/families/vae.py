@@ -1,0 +1,166 @@
+"""beta-VAE as a jgen family: Higgins et al. 2017's objective and Burgess et al. 2018's capacity form.
+
+loss = -E_q[log p(x|z)] + beta * KL(q(z|x) || N(0, I))            (vae.objective = "beta")
+loss = -E_q[log p(x|z)] + gamma * |KL - C(step)|                  (vae.objective = "capacity")
+with C rising linearly from 0 to vae.capacity_max nats over vae.capacity_steps steps. Both terms
+are summed over pixels and latents and averaged over the batch, so they are nats per image.
+
+Likelihoods (vae.likelihood): "bernoulli" (decoder logits; pixel intensities in [0, 1] as the
+targets, the usual choice for MNIST-like data), "gaussian" (decoder means, fixed vae.sigma on the
+[-1, 1] scale) and "gaussian_learned" (one learned log-sigma).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jgen.errors import JgenError
+from jgen.nn.vae import Decoder, Encoder
+from jgen.train.state import TrainState, apply_gradients, make_optimizer
+
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian_learned")
+OBJECTIVES = ("beta", "capacity")
+
+
+class VAE(nn.Module):
+    size: int
+    channels: int
+    latent_dim: int
+    learned_sigma: bool = False
+
+    def setup(self):
+        self.encoder = Encoder(self.size, self.latent_dim)
+        self.decoder = Decoder(self.size, self.channels)
+        if self.learned_sigma:
+            self.log_sigma = self.param("log_sigma", nn.initializers.zeros, ())
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def __call__(self, x, z):
+        """Both halves at once; `init` calls it so that every parameter exists."""
+        return self.encoder(x), self.decoder(z)
+
+
+def make_model(config) -> VAE:
+    v = config.vae
+    if v.likelihood not in LIKELIHOODS:
+        raise JgenError(f"unknown vae.likelihood '{v.likelihood}' ({' | '.join(LIKELIHOODS)})")
+    if v.objective not in OBJECTIVES:
+        raise JgenError(f"unknown vae.objective '{v.objective}' ({' | '.join(OBJECTIVES)})")
+    return VAE(config.data.image_size, config.data.channels, config.model.latent_dim,
+               learned_sigma=v.likelihood == "gaussian_learned")
+
+
+def kl_normal(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per latent dimension: 0.5 (mean^2 + var - 1 - logvar)."""
+    return 0.5 * (jnp.square(mean) + jnp.exp(logvar) - 1.0 - logvar)
+
+
+def bernoulli_log_likelihood(logits, x):
+    """sum over pixels of log Bernoulli(p | sigmoid(logits)), targets p = (x + 1) / 2 in [0, 1]; [B]."""
+    p = (x + 1.0) / 2.0
+    ll = p * jax.nn.log_sigmoid(logits) + (1.0 - p) * jax.nn.log_sigmoid(-logits)
+    return jnp.sum(ll, axis=tuple(range(1, x.ndim)))
+
+
+def gaussian_log_likelihood(mean, x, log_sigma):
+    """sum over pixels of log N(x | mean, sigma^2); [B]."""
+    ll = -0.5 * jnp.square((x - mean) * jnp.exp(-log_sigma)) - log_sigma - 0.5 * math.log(2 * math.pi)
+    return jnp.sum(ll, axis=tuple(range(1, x.ndim)))
+
+
+def capacity(v, step):
+    """C(step) = capacity_max * min(1, step / capacity_steps) (Burgess et al. 2018, section 4)."""
+    frac = jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / max(v.capacity_steps, 1))
+    return v.capacity_max * frac
+
+
+def init(config, rng) -> TrainState:
+    init_key, run_key = jax.random.split(rng)
+    s, c = config.data.image_size, config.data.channels
+    params = make_model(config).init(init_key, jnp.zeros((1, s, s, c)), jnp.zeros((1, config.model.latent_dim)))
+    params = params["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=make_optimizer(config.optim).init(params), ema_params=params,
+                      model_state={}, rng=run_key)
+
+
+def elbo_terms(config, params, x, key):
+    """Per-image reconstruction log-likelihood [B], KL per latent [B, L] and the posterior mean [B, L]."""
+    model = make_model(config)
+    mean, logvar = model.apply({"params": params}, x, method=VAE.encode)
+    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)  # reparameterisation
+    out = model.apply({"params": params}, z, method=VAE.decode)
+    if config.vae.likelihood == "bernoulli":
+        recon = bernoulli_log_likelihood(out, x)
+    else:
+        log_sigma = params["log_sigma"] if config.vae.likelihood == "gaussian_learned" else math.log(config.vae.sigma)
+        recon = gaussian_log_likelihood(out, x, log_sigma)
+    return recon, kl_normal(mean, logvar), mean
+
+
+def elbo_metrics(recon, kl_dims, mean, num_pixels: int):
+    """Batch means of the ELBO's parts: nats per image, bits per dim, and the active units.
+
+    A latent is active when the variance over the batch of its posterior mean exceeds 0.01
+    (Burda et al. 2016).
+    """
+    kl = jnp.sum(kl_dims, axis=1)
+    elbo = jnp.mean(recon - kl)
+    metrics = {"recon": jnp.mean(recon), "kl": jnp.mean(kl), "elbo": elbo,
+               "bits_per_dim": -elbo / (num_pixels * math.log(2)),
+               "active_units": jnp.sum(jnp.var(mean, axis=0) > 0.01).astype(jnp.float32)}
+    for i, v in enumerate(jnp.mean(kl_dims, axis=0)):
+        metrics[f"kl_dim_{i:02d}"] = v
+    return metrics
+
+
+def train_step(config, state: TrainState, batch):
+    """One step of the beta or capacity objective on batch['image'] [B, H, W, C] in [-1, 1]."""
+    x = batch["image"]
+    key = jax.random.fold_in(state.rng, state.step)
+    v = config.vae
+
+    def loss_fn(params):
+        recon, kl_dims, mean = elbo_terms(config, params, x, key)
+        kl = jnp.mean(jnp.sum(kl_dims, axis=1))
+        if v.objective == "beta":
+            loss = -jnp.mean(recon) + v.beta * kl
+        else:
+            loss = -jnp.mean(recon) + v.gamma * jnp.abs(kl - capacity(v, state.step))
+        return loss, (recon, kl_dims, mean)
+
+    (loss, (recon, kl_dims, mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = apply_gradients(make_optimizer(config.optim), state, grads, config.optim.ema_decay)
+    metrics = elbo_metrics(recon, kl_dims, mean, x[0].size)
+    metrics.update(loss=loss, grad_norm=optax.global_norm(grads), capacity=capacity(v, state.step - 1))
+    return state, metrics
+
+
+def latent_shape(config):
+    return (config.model.latent_dim,)
+
+
+def encode(config, state: TrainState, x, ema: bool = True):
+    """Posterior (mean, log-variance) [B, latent] for images x [B, H, W, C]."""
+    params = state.ema_params if ema else state.params
+    return make_model(config).apply({"params": params}, x, method=VAE.encode)
+
+
+def decode(config, state: TrainState, z, ema: bool = True):
+    """Mean images [B, H, W, C] in [-1, 1] of p(x|z) for z [B, latent]."""
+    params = state.ema_params if ema else state.params
+    out = make_model(config).apply({"params": params}, z, method=VAE.decode)
+    return jax.nn.sigmoid(out) * 2.0 - 1.0 if config.vae.likelihood == "bernoulli" else jnp.clip(out, -1.0, 1.0)
+
+
+def sample(config, state: TrainState, rng, num: int, ema: bool = True):
+    """`num` images from the prior z ~ N(0, I), shown as the decoder's means."""
+    return decode(config, state, jax.random.normal(rng, (num,) + latent_shape(config)), ema)
