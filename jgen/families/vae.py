@@ -140,7 +140,9 @@ def train_step(config, state: TrainState, batch):
     (loss, (recon, kl_dims, mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = apply_gradients(make_optimizer(config.optim), state, grads, config.optim.ema_decay)
     metrics = elbo_metrics(recon, kl_dims, mean, x[0].size)
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads), capacity=capacity(v, state.step - 1))
+    metrics.update(loss=loss, grad_norm=optax.global_norm(grads))
+    if v.objective == "capacity":
+        metrics["capacity"] = capacity(v, state.step - 1)
     return state, metrics
 
 
