@@ -6,11 +6,9 @@ Run: python benchmarks/dcgan_step.py [--batch 64]
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
-import time
 from functools import partial
 
 import jax
@@ -19,7 +17,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from benchmarks.timing import timed  # noqa: E402
+from benchmarks.timing import timed, write_results  # noqa: E402
 from jgen.config import apply_overrides, load_config  # noqa: E402
 from jgen.families import gan  # noqa: E402
 from jgen.nn.dcgan import conv_transpose_reference, conv_transpose_subpixel  # noqa: E402
@@ -114,18 +112,11 @@ def main():
         tcol = f"{t:.1f} | {t / after:.2f}" if t else "- | -"
         lines.append(f"| {what} | {before:.1f} | {n / before * 1e3:.0f} | {after:.1f} | {n / after * 1e3:.0f} "
                      f"| {before / after:.2f}x | {tcol} |")
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"cpu{os.cpu_count()}-dcgan-{time.strftime('%Y-%m-%d')}")
-    with open(stem + ".md", "w") as f:
-        f.write(f"# DCGAN train step on XLA:CPU ({os.cpu_count()} cores, {platform.machine()}, jax {jax.__version__}"
-                f"{', torch ' + torch.__version__ if torch else ''})\n\n`python benchmarks/dcgan_step.py "
-                f"--batch {args.batch}`. before: lax.conv_transpose; after: sub-pixel matmul + depth-to-space "
-                f"(what jgen runs). Medians of 5 windows of 5 steps, each variant measured twice, alternating.\n\n"
-                f"{text}\n")
-    with open(stem + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
+    heading = (f"DCGAN train step on XLA:CPU ({os.cpu_count()} cores, {platform.machine()}, jax {jax.__version__}"
+               f"{', torch ' + torch.__version__ if torch else ''})\n\n`python benchmarks/dcgan_step.py "
+               f"--batch {args.batch}`. before: lax.conv_transpose; after: sub-pixel matmul + depth-to-space "
+               f"(what jgen runs). Medians of 5 windows of 5 steps, each variant measured twice, alternating.")
+    write_results(args.out, "dcgan", heading, "\n".join(lines), rows)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,10 @@ are timed in one process, alternating, and reported as ratios. Run: python bench
 """
 
 import argparse
-import json
 import math
 import os
 import platform
 import sys
-import time
 
 import flax.linen as nn
 import jax
@@ -26,7 +24,7 @@ from jgen.families.diffusion import make_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from benchmarks.timing import timed  # noqa: E402
+from benchmarks.timing import timed, write_results  # noqa: E402
 
 
 def flax_group_norm(channels, groups, name=None):
@@ -76,15 +74,9 @@ def main():
     for what, v in table.items():
         a, b = np.median(v["jgen"]), np.median(v["flax"])
         lines.append(f"| {what} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"cpu{os.cpu_count()}-groupnorm-{time.strftime('%Y-%m-%d')}")
-    with open(stem + ".md", "w") as f:
-        f.write(f"# GroupNorm on XLA:CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-                f"jax {jax.__version__})\n\n{text}\n")
-    with open(stem + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
+    heading = (f"GroupNorm on XLA:CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+               f"jax {jax.__version__})")
+    write_results(args.out, "groupnorm", heading, "\n".join(lines), rows)
 
 
 if __name__ == "__main__":

@@ -19,3 +19,18 @@ def timed(fn, *args, repeats=5, inner=5, sync=None):
         sync(out)
         runs.append((time.perf_counter() - t0) / inner)
     return float(np.median(runs))
+
+
+def write_results(out_dir, name, heading, text, rows):
+    """Prints the markdown table and writes results/cpu<N>-<name>-<date>.{md,json}; returns the stem."""
+    import json
+    import os
+
+    print(text)
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, f"cpu{os.cpu_count()}-{name}-{time.strftime('%Y-%m-%d')}")
+    with open(stem + ".md", "w") as f:
+        f.write(f"# {heading}\n\n{text}\n")
+    with open(stem + ".json", "w") as f:
+        json.dump(rows, f, indent=1)
+    return stem
