@@ -89,6 +89,17 @@ def _enable_compile_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", cache)
 
 
+def _open_run(workdir: str):
+    """(config, state, mesh) of the latest checkpoint of a run, for the commands that read one."""
+    from jgen.train.loop import restore_run
+    from jgen.train.parallel import make_mesh
+
+    _enable_compile_cache()
+    mesh = make_mesh()
+    config, state = restore_run(workdir, mesh)
+    return config, state, mesh
+
+
 def _train(args, overrides) -> None:
     from jgen.config import apply_overrides, load_config
     from jgen.train.loop import train
@@ -106,14 +117,11 @@ def _sample(args) -> None:
     from jgen.config import apply_overrides
     from jgen.families import get_family
     from jgen.images import save_grid
-    from jgen.train.loop import make_sampler, restore_run
-    from jgen.train.parallel import make_mesh
+    from jgen.train.loop import make_sampler
 
     if args.num < 1:
         raise JgenError(f"--num must be positive, got {args.num}")
-    _enable_compile_cache()
-    mesh = make_mesh()
-    config, state = restore_run(args.workdir, mesh)
+    config, state, mesh = _open_run(args.workdir)
     given = [k for k in ("sampler", "steps", "eta", "variance") if getattr(args, k) is not None]
     if given and config.family != "diffusion":
         raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {config.family} run")
@@ -133,14 +141,10 @@ def _interpolate(args) -> None:
     from jgen.families import get_family
     from jgen.images import save_grid
     from jgen.interpolate import interpolation_latents
-    from jgen.train.loop import restore_run
-    from jgen.train.parallel import make_mesh
 
     if args.rows < 1 or args.cols < 2:
         raise JgenError(f"need --rows >= 1 and --cols >= 2, got {args.rows} and {args.cols}")
-    _enable_compile_cache()
-    mesh = make_mesh()
-    config, state = restore_run(args.workdir, mesh)
+    config, state, _ = _open_run(args.workdir)
     family = get_family(config.family)
     z = interpolation_latents(jax.random.PRNGKey(args.seed), family.latent_shape(config), args.rows, args.cols)
     images = jax.jit(partial(family.decode, config, ema=not args.no_ema))(state, z)
@@ -155,13 +159,10 @@ def _vae_run(args):
 
     from jgen.data.pipeline import first_images
     from jgen.data.sources import open_source
-    from jgen.train.loop import restore_run
-    from jgen.train.parallel import make_mesh
 
     if args.num < 1:
         raise JgenError(f"--num must be positive, got {args.num}")
-    _enable_compile_cache()
-    config, state = restore_run(args.workdir, make_mesh())
+    config, state, _ = _open_run(args.workdir)
     if config.family != "vae":
         raise JgenError(f"`jgen {args.command}` needs a VAE run; {args.workdir} is a {config.family} run")
     spec = config.data.source
