@@ -21,4 +21,7 @@ def get_config():
     c.train = dict(steps=300000, batch_size=64, log_every=100, sample_every=10000,
                    ckpt_every=10000, keep_checkpoints=3)
     c.sample = dict(num=64)
+    # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/
+    c.eval = dict(every=0, num=10000, metrics="fid,kid,pr", extractor="classifier", split="train", batch=250,
+                  classifier="", inception="", cache_dir="")
     return ml_collections.ConfigDict(c)

@@ -17,4 +17,7 @@ def get_config():
     c.train = dict(steps=800_000, batch_size=128, log_every=100, sample_every=10_000,
                    ckpt_every=10_000, keep_checkpoints=3)
     c.sample = dict(sampler="ddim", steps=100, eta=0.0, variance="small", clip=True, num=64)
+    # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/
+    c.eval = dict(every=0, num=10000, metrics="fid,is", extractor="inception", split="test", batch=250,
+                  classifier="", inception="", cache_dir="")
     return ml_collections.ConfigDict(c)

@@ -23,4 +23,7 @@ def get_config():
     c.train = dict(steps=2000, batch_size=16, log_every=50, sample_every=0,
                    ckpt_every=500, keep_checkpoints=2)
     c.sample = dict(sampler="ddim", steps=100, eta=1.0, variance="small", clip=True, num=64)
+    # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/
+    c.eval = dict(every=0, num=1000, metrics="fid,kid,pr", extractor="classifier", split="test", batch=250,
+                  classifier="", inception="", cache_dir="")
     return ml_collections.ConfigDict(c)

@@ -1,4 +1,5 @@
-"""`jgen train | sample | interpolate | reconstruct | traverse`: parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
+"""`jgen train | sample | interpolate | reconstruct | traverse | eval | train-classifier | convert-inception`:
+parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
 
 import argparse
 import logging
@@ -17,6 +18,17 @@ batch_size, log_every, sample_every, ckpt_every, keep_checkpoints), sample (num,
 family's own: diffusion (timesteps, schedule, prediction) or gan (loss, n_critic, gp_weight).
 Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py or
 configs/dcgan_mnist5k.py."""
+
+
+_INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                  "pt_inception-2015-12-05-6726825d.pth")
+_EVAL_HELP = """\
+Offline (no Inception weights), e.g. on the default digits:
+  jgen train-classifier --data builtin:mnist5k:train --image-size 28 --channels 1
+  jgen eval --workdir runs/ddpm_mnist5k --num 4500 --extractor classifier
+With Inception weights:
+  jgen convert-inception pt_inception-2015-12-05-6726825d.pth
+  jgen eval --workdir runs/ddpm_cifar10 --num 50000 --metrics fid,is"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +89,59 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--index", type=int, default=0, help="which image to encode (default 0)")
     v.add_argument("--range", type=float, default=3.0, help="sweep from -R to R (default 3)")
     v.add_argument("--cols", type=int, default=9, help="points per row (default 9)")
+
+    e = sub.add_parser("eval", help="FID, KID, Inception Score, precision/recall of a run's samples",
+                       description="Samples NUM images from the latest checkpoint, embeds them and up to NUM images "
+                       "of the reference split with one extractor, and writes a JSON report (default "
+                       "WORKDIR/eval/step_XXXXXXX.json). Generated images are rounded to uint8, as a PNG holds them, "
+                       "before the extractor sees them. --extractor inception uses the FID Inception-v3 (weights "
+                       "from `jgen convert-inception`); --extractor classifier uses a classifier from `jgen "
+                       "train-classifier`, and its numbers are named *_classifier, never FID. Reference features "
+                       "are cached in ~/.cache/jgen/reference.", epilog=_EVAL_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("--workdir", required=True, metavar="DIR", help="a directory written by `jgen train`")
+    e.add_argument("--num", type=int, default=10000, help="generated images (default 10000; the reference "
+                   "set is the first NUM of the split, or all of it if smaller)")
+    e.add_argument("--metrics", default="fid,kid,is,pr", help="comma list of fid,kid,is,pr (default all)")
+    e.add_argument("--extractor", choices=["inception", "classifier"], default="inception",
+                   help="feature extractor (default inception)")
+    e.add_argument("--inception", default="", metavar="NPZ", help="converted Inception weights (default "
+                   "$JGEN_INCEPTION or ~/.cache/jgen/inception-2015-12-05.npz)")
+    e.add_argument("--classifier", default="", metavar="DIR", help="`jgen train-classifier` output (default "
+                   "runs/classifier_<dataset>)")
+    e.add_argument("--split", default="test", help="reference split of the run's builtin:/tfds: source (default "
+                   "test); a folder source is its own reference")
+    e.add_argument("--batch", type=int, default=250, help="images per sampling call (default 250)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    e.add_argument("--out", default=None, metavar="JSON", help="report path")
+    e.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    e.add_argument("--cache-dir", default="", metavar="DIR", help="reference-feature cache (default "
+                   "~/.cache/jgen/reference)")
+    e.add_argument("--real", default="", metavar="SPLIT", help="score the first NUM images of this split of the "
+                   "run's dataset instead of samples: the floor the metric can reach (e.g. --real train)")
+
+    c = sub.add_parser("train-classifier", help="train the offline feature extractor for `eval --extractor classifier`",
+                       description="Trains a small CNN on the labels of a dataset and writes OUT/classifier.msgpack "
+                       "and OUT/classifier.json (with its test accuracy). Its 128-d penultimate features stand in "
+                       "for Inception's where those weights are absent or do not fit the data (28x28 digits).")
+    c.add_argument("--data", default="builtin:mnist5k:train", help="labelled source (default builtin:mnist5k:train)")
+    c.add_argument("--image-size", type=int, default=28, help="side the images are resized to (default 28); "
+                   "must equal the generator's")
+    c.add_argument("--channels", type=int, default=1, help="1 or 3 (default 1)")
+    c.add_argument("--steps", type=int, default=1500, help="Adam steps (default 1500)")
+    c.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    c.add_argument("--test-split", default="test", help="split the accuracy is measured on (default test)")
+    c.add_argument("--data-dir", default="", help="TFDS data_dir (default TFDS's)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/classifier_<dataset>)")
+
+    k = sub.add_parser("convert-inception", help="pytorch-fid's Inception .pth -> a torch-free .npz for `eval`",
+                       description=f"Reads pytorch-fid's pt_inception-2015-12-05-6726825d.pth (download it on a "
+                       f"connected machine from {_INCEPTION_URL}) with PyTorch and writes its arrays to an .npz "
+                       "that `jgen eval` reads without PyTorch.")
+    k.add_argument("src", metavar="PTH", help="pt_inception-2015-12-05-6726825d.pth")
+    k.add_argument("dst", nargs="?", default="~/.cache/jgen/inception-2015-12-05.npz", metavar="NPZ",
+                   help="output (default ~/.cache/jgen/inception-2015-12-05.npz, where `eval` looks)")
     return p
 
 
@@ -158,19 +223,14 @@ def _vae_run(args):
     import jax
 
     from jgen.data.pipeline import first_images
-    from jgen.data.sources import open_source
+    from jgen.data.sources import open_source, with_split
 
     if args.num < 1:
         raise JgenError(f"--num must be positive, got {args.num}")
     config, state, _ = _open_run(args.workdir)
     if config.family != "vae":
         raise JgenError(f"`jgen {args.command}` needs a VAE run; {args.workdir} is a {config.family} run")
-    spec = config.data.source
-    if args.split:
-        kind, _, rest = spec.partition(":")
-        if kind == "folder":
-            raise JgenError("--split applies to builtin: and tfds: sources, not folders")
-        spec = f"{kind}:{rest.split(':')[0]}:{args.split}"
+    spec = with_split(config.data.source, args.split) if args.split else config.data.source
     images = first_images(open_source(spec, config.data.data_dir), config.data, args.num)
     return config, state, jax.device_put(images)
 
@@ -221,6 +281,52 @@ def _traverse(args) -> None:
     print(f"jgen: traversal of image {args.index}, rows by KL (nats): {rows} -> {out}")
 
 
+def _eval(args) -> None:
+    from jgen.data.sources import with_split
+    from jgen.eval import evaluate as E
+    from jgen.families import get_family
+
+    names = E.parse_metrics(args.metrics)
+    if args.num < 2 or args.batch < 1:
+        raise JgenError(f"need --num >= 2 and --batch >= 1, got {args.num} and {args.batch}")
+    config, state, mesh = _open_run(args.workdir)
+    spec = config.data.source
+    extractor = E.make_extractor(args.extractor, config.data.image_size, config.data.channels, args.inception,
+                                 args.classifier or E.default_classifier_dir(spec))
+    real = with_split(spec, args.real) if args.real else ""
+    report = E.evaluate(config, get_family(config.family), state, mesh, extractor, args.num, names,
+                        E.reference_spec(spec, args.split), batch=args.batch, seed=args.seed, ema=not args.no_ema,
+                        real_spec=real, cache_dir=args.cache_dir)
+    name = f"step_{report['step']:07d}" if not args.real else f"real_{args.real}"
+    out = args.out or os.path.join(args.workdir, "eval", name + ".json")
+    E.save_report(report, out)
+    print(f"jgen: {E.describe(report)} -> {out}")
+
+
+def _train_classifier(args) -> None:
+    from jgen.eval.classifier import train_classifier
+
+    from jgen.eval.evaluate import default_classifier_dir
+
+    out = args.out or default_classifier_dir(args.data)
+    _enable_compile_cache()
+    meta = train_classifier(args.data, out, args.image_size, args.channels, steps=args.steps,
+                            batch_size=args.batch_size, seed=args.seed, data_dir=args.data_dir,
+                            test_split=args.test_split)
+    acc = meta.get("test_accuracy")
+    where = f"test accuracy {acc:.4f} on {meta['num_test']} images of '{args.test_split}'" if acc is not None \
+        else f"no test accuracy ({meta['test_note']})"
+    print(f"jgen: classifier trained {args.steps} steps on {args.data}; {where} -> {out}")
+
+
+def _convert_inception(args) -> None:
+    from jgen.eval.inception import convert
+
+    dst = os.path.expanduser(args.dst)
+    count = convert(args.src, dst)
+    print(f"jgen: {count:,} Inception weights -> {dst}")
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
@@ -254,6 +360,12 @@ def main(argv=None) -> int:
             _reconstruct(args)
         elif args.command == "traverse":
             _traverse(args)
+        elif args.command == "eval":
+            _eval(args)
+        elif args.command == "train-classifier":
+            _train_classifier(args)
+        elif args.command == "convert-inception":
+            _convert_inception(args)
     except JgenError as e:
         print(f"jgen: error: {e}", file=sys.stderr)
         return 2

@@ -132,6 +132,14 @@ def _folder(root: str, process_index: int, process_count: int) -> Source:
     return Source(ds, decode, len(good), len(classes), f"folder:{root}")
 
 
+def with_split(spec: str, split: str) -> str:
+    """`builtin:NAME[:S]` or `tfds:NAME[:S]` with its split replaced; folders have no splits."""
+    kind, _, rest = spec.partition(":")
+    if kind == "folder":
+        raise JgenError("splits apply to builtin: and tfds: sources, not folders")
+    return f"{kind}:{rest.split(':')[0]}:{split}"
+
+
 def open_source(spec: str, data_dir: str = "", process_index: int = 0, process_count: int = 1) -> Source:
     """Parses a source spec (see module docstring) and opens this process's shard of it."""
     kind, _, rest = spec.partition(":")

@@ -1,4 +1,4 @@
-"""The one training loop for every family: init or resume, step, log, sample, checkpoint.
+"""The one training loop for every family: init or resume, step, log, sample, evaluate, checkpoint.
 
 It knows a family only through `init`, `train_step` and `sample`. The step is one `jax.jit` over
 the mesh: the state is replicated and donated, the batch split over the `data` axis.
@@ -16,6 +16,7 @@ from tqdm import tqdm
 from jgen.config import save_config
 from jgen.data.pipeline import global_batches
 from jgen.data.sources import open_source
+from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
 from jgen.families import get_family
 from jgen.images import save_grid
 from jgen.train import checkpoint
@@ -82,6 +83,8 @@ def train(config, workdir: str) -> str:
     # leaves no half-made workdir.
     jax.eval_shape(partial(family.init, config), jax.random.PRNGKey(config.seed))
     source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
+    eval_every = config.eval.every if "eval" in config else 0
+    evaluator = make_evaluator(config, family, mesh) if eval_every else None
     mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)
     state, resumed = init_or_restore(config, family, mesh, mgr)
     start, total = int(state.step), config.train.steps
@@ -119,6 +122,12 @@ def train(config, workdir: str) -> str:
                 images = sampler(state, sample_key)
                 if lead:
                     save_grid(jax.device_get(images), os.path.join(workdir, "samples", f"step_{step:07d}.png"))
+            if evaluator and (step % eval_every == 0 or step == total):
+                report = evaluator(state)
+                if lead:
+                    save_report(report, os.path.join(workdir, "eval", f"step_{step:07d}.json"))
+                    writer.write(step, scalars(report))
+                    tqdm.write(f"jgen: eval {describe(report)}")
             if step % config.train.ckpt_every == 0 or step == total or stop.requested:
                 checkpoint.save(mgr, state)
                 last_saved = step

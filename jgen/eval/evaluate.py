@@ -1,0 +1,224 @@
+"""The evaluator: generate N images, embed them and a reference set with one extractor, compute metrics.
+
+Both sets go through the same uint8 quantisation (what a PNG holds) before the extractor, which runs
+jitted with the batch split over the mesh's data axis. Reference features are cached on disk under a
+key of dataset, split, resolution, extractor weights and count, so the data pass is paid once.
+`jgen eval` and the trainer's `eval.every` both call `evaluate`.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from jgen.errors import JgenError
+from jgen.eval import metrics as M
+from jgen.images import to_uint8
+
+METRICS = ("fid", "kid", "is", "pr")
+DEFAULT_CACHE = os.path.expanduser("~/.cache/jgen/reference")
+
+
+@dataclasses.dataclass(frozen=True)
+class Extractor:
+    name: str  # 'inception' | 'classifier': the suffix of every number it produces (none for inception)
+    ident: str  # names the weights in cache keys and reports
+    apply: Callable  # (params, images [N, S, S, C] in [-1, 1]) -> {'features': [N, D], 'logits': [N, K]}
+    params: Any
+    batch: int  # images per device call
+
+
+def inception_extractor(path: str = "", batch: int = 50) -> Extractor:
+    from jgen.eval import inception
+
+    params = inception.load_params(path)
+    digest = hashlib.sha1(np.asarray(params["fc"]["bias"]).tobytes()).hexdigest()[:8]
+    return Extractor("inception", f"inception-2015-12-05-{digest}",
+                     lambda p, x: inception.InceptionV3().apply({"params": p}, x), params, batch)
+
+
+def classifier_extractor(path: str, image_size: int, channels: int, batch: int = 500) -> Extractor:
+    from jgen.eval.classifier import load_classifier
+
+    model, params, meta = load_classifier(path)
+    if (meta["image_size"], meta["channels"]) != (image_size, channels):
+        raise JgenError(f"the classifier in {path} takes {meta['image_size']}px/{meta['channels']}ch images, "
+                        f"the run makes {image_size}px/{channels}ch: train one on this data")
+    leaves = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(params)])
+    digest = hashlib.sha1(leaves.tobytes()).hexdigest()[:8]
+    return Extractor("classifier", f"classifier-{digest}", lambda p, x: model.apply({"params": p}, x), params, batch)
+
+
+def make_extractor(kind: str, image_size: int, channels: int, inception_path: str = "", classifier_path: str = ""):
+    if kind == "inception":
+        return inception_extractor(inception_path)
+    if kind == "classifier":
+        return classifier_extractor(classifier_path, image_size, channels)
+    raise JgenError(f"unknown extractor '{kind}' (inception | classifier)")
+
+
+def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "features"):
+    """uint8 [N, S, S, C] -> (features [N, D], logits [N, K]) float32 NumPy, batches sharded over `mesh`."""
+    from jgen.train.parallel import batch_sharding, replicated
+
+    n_dev = mesh.devices.size
+    batch = max(n_dev, extractor.batch // n_dev * n_dev)
+    run = jax.jit(extractor.apply, in_shardings=(replicated(mesh), batch_sharding(mesh)),
+                  out_shardings=replicated(mesh))
+    params = jax.device_put(extractor.params, replicated(mesh))
+    features, logits = [], []
+    for i in tqdm(range(0, len(images_uint8), batch), desc=desc, unit="batch", leave=False,
+                  mininterval=1.0 if os.isatty(2) else 30.0):
+        x = images_uint8[i:i + batch]
+        real = len(x)
+        if real < batch:  # pad the last batch so every call has one compiled shape
+            x = np.concatenate([x, np.zeros((batch - real,) + x.shape[1:], x.dtype)])
+        out = run(params, jax.device_put(x.astype(np.float32) / 127.5 - 1.0, batch_sharding(mesh)))
+        features.append(np.asarray(out["features"])[:real])
+        logits.append(np.asarray(out["logits"])[:real])
+    return np.concatenate(features), np.concatenate(logits)
+
+
+def generate(config, family, state, num: int, mesh, batch: int, seed: int = 0, ema: bool = True) -> np.ndarray:
+    """`num` samples as uint8 [num, S, S, C], drawn `batch` at a time with keys fold_in(seed, i)."""
+    from jgen.train.loop import make_sampler
+
+    batch = min(batch, num)
+    sampler = make_sampler(config, family, batch, mesh, ema=ema)
+    key = jax.random.PRNGKey(seed)
+    out = []
+    for i in tqdm(range(-(-num // batch)), desc="sample", unit="batch", leave=False,
+                  mininterval=1.0 if os.isatty(2) else 30.0):
+        out.append(to_uint8(jax.device_get(sampler(state, jax.random.fold_in(key, i)))))
+    return np.concatenate(out)[:num]
+
+
+def reference_features(data, spec: str, num: int, extractor: Extractor, mesh, cache_dir: str = ""):
+    """(features, logits, count) of the first `num` images of `spec` (fewer if the split is smaller), cached."""
+    from jgen.data.pipeline import first_images
+    from jgen.data.sources import open_source
+
+    cache_dir = cache_dir or DEFAULT_CACHE
+    name = f"{spec}_{data.image_size}px{data.channels}c_crop{data.crop}_{extractor.ident}_{num}"
+    path = os.path.join(cache_dir, re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".npz")
+    if os.path.exists(path):
+        with np.load(path) as f:
+            return f["features"], f["logits"], int(f["count"])
+    images = to_uint8(first_images(open_source(spec, data.data_dir), data, num))
+    features, logits = extract(extractor, images, mesh, desc="reference features")
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, features=features, logits=logits, count=len(images))
+    os.replace(tmp, path)
+    return features, logits, len(images)
+
+
+def compute_metrics(real_features, fake_features, fake_logits, names, suffix: str = "") -> dict:
+    """The requested metrics, keyed with the extractor's suffix ('' for Inception, '_classifier' otherwise)."""
+    out = {}
+    if "fid" in names:
+        out["fid" + suffix] = M.fid_from_features(real_features, fake_features)
+    if "kid" in names:
+        out["kid" + suffix], out["kid_std" + suffix] = M.kid(real_features, fake_features)
+    if "is" in names:
+        out["is" + suffix], out["is_std" + suffix] = M.inception_score(fake_logits)
+    if "pr" in names:
+        out["precision" + suffix], out["recall" + suffix] = M.precision_recall(real_features, fake_features)
+    return out
+
+
+def parse_metrics(text: str) -> tuple:
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise JgenError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from {','.join(METRICS)}")
+    return names
+
+
+def default_classifier_dir(spec: str) -> str:
+    """Where `jgen train-classifier` puts, and `eval` looks for, the classifier of a source: runs/classifier_NAME."""
+    kind, _, rest = spec.partition(":")
+    name = os.path.basename(os.path.normpath(rest)) if kind == "folder" else rest.split(":")[0]
+    return os.path.join("runs", "classifier_" + name.replace("/", "_"))
+
+
+def reference_spec(spec: str, split: str) -> str:
+    """The reference set of a run trained on `spec`: the same dataset's `split` (a folder is its own)."""
+    from jgen.data.sources import with_split
+
+    return spec if spec.startswith("folder:") else with_split(spec, split)
+
+
+def evaluate(config, family, state, mesh, extractor: Extractor, num: int, names, ref_spec: str,
+             batch: int = 250, seed: int = 0, cache_dir: str = "", ema: bool = True, real_spec: str = "") -> dict:
+    """One report: `num` generated images against up to `num` images of `ref_spec`, by `extractor`.
+
+    With `real_spec`, the first `num` images of that dataset split stand in for the samples: the score
+    real data gets, which is the floor a generator can be compared against.
+    """
+    from jgen.data.pipeline import first_images
+    from jgen.data.sources import open_source
+
+    real, _, ref_count = reference_features(config.data, ref_spec, num, extractor, mesh, cache_dir)
+    t0 = time.time()
+    if real_spec:
+        images = to_uint8(first_images(open_source(real_spec, config.data.data_dir), config.data, num))
+    else:
+        images = generate(config, family, state, num, mesh, batch, seed, ema)
+    t1 = time.time()
+    fake, logits = extract(extractor, images, mesh, desc="sample features")
+    suffix = "" if extractor.name == "inception" else "_" + extractor.name
+    report = dict(step=int(state.step), extractor=extractor.ident, samples=real_spec or "generated",
+                  num_generated=len(images), reference=ref_spec, num_reference=ref_count, ema=ema,
+                  **compute_metrics(real, fake, logits, names, suffix))
+    report["seconds"] = dict(sampling=round(t1 - t0, 1), features_and_metrics=round(time.time() - t1, 1))
+    return report
+
+
+def save_report(report: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def describe(report: dict) -> str:
+    """One line for the terminal; classifier-feature numbers are labelled as such."""
+    parts = []
+    for key, value in report.items():
+        base = key.replace("_classifier", "")
+        if base in ("fid", "kid", "is", "precision", "recall"):
+            label = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "precision", "recall": "recall"}[base]
+            label += " (classifier features)" if key.endswith("_classifier") else ""
+            parts.append(f"{label} {value:.4g}")
+    what = "samples" if report["samples"] == "generated" else f"images of {report['samples']}"
+    return (f"step {report['step']}: " + ", ".join(parts) +
+            f" [{report['num_generated']} {what} vs {report['num_reference']} of {report['reference']}; "
+            f"{report['extractor']}]")
+
+
+
+def make_evaluator(config, family, mesh):
+    """The trainer's evaluator from config.eval: state -> report. Loads the extractor now, so a missing
+    weight file stops the run before it starts, not hours in."""
+    ev = config.eval
+    names = parse_metrics(ev.metrics)
+    classifier = ev.classifier or default_classifier_dir(config.data.source)
+    extractor = make_extractor(ev.extractor, config.data.image_size, config.data.channels, ev.inception, classifier)
+    ref = reference_spec(config.data.source, ev.split)
+    return lambda state: evaluate(config, family, state, mesh, extractor, ev.num, names, ref, batch=ev.batch,
+                                  cache_dir=ev.cache_dir)
+
+
+def scalars(report: dict) -> dict:
+    """The report's metric values, for the JSONL/TensorBoard writer (keys prefixed 'eval/')."""
+    return {f"eval/{k}": v for k, v in report.items()
+            if isinstance(v, float) and k.replace("_classifier", "").split("_")[0] in ("fid", "kid", "is",
+                                                                                       "precision", "recall")}
