@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.errors import JgenError
+from jgen.nn.layers import conv_as_matmul
 
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                "pt_inception-2015-12-05-6726825d.pth")
@@ -37,6 +38,29 @@ class FrozenBatchNorm(nn.Module):
         return (x - mean) * (scale * jax.lax.rsqrt(var + 1e-3)) + bias
 
 
+class Conv(nn.Module):
+    """A bias-free convolution whose kernel is stored as nn.Conv stores it; `matmul` picks im2col + matmul."""
+
+    features: int
+    kernel: tuple
+    stride: int
+    padding: tuple
+    matmul: bool
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), self.kernel + (x.shape[-1], self.features))
+        pad = ((self.padding[0], self.padding[0]), (self.padding[1], self.padding[1]))
+        if self.matmul:
+            return conv_as_matmul(x, kernel, self.stride, pad)
+        return jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), pad,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _matmul_convs() -> bool:
+    return jax.default_backend() == "cpu"  # see conv_as_matmul: faster on XLA:CPU, not on GPU/TPU
+
+
 class BasicConv(nn.Module):
     """conv (no bias) -> batch norm -> ReLU; `padding` is (rows, cols) of zeros on each side."""
 
@@ -47,8 +71,7 @@ class BasicConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        pad = [(self.padding[0], self.padding[0]), (self.padding[1], self.padding[1])]
-        x = nn.Conv(self.features, self.kernel, self.stride, pad, use_bias=False, name="conv")(x)
+        x = Conv(self.features, self.kernel, self.stride, self.padding, _matmul_convs(), name="conv")(x)
         return nn.relu(FrozenBatchNorm(name="bn")(x))
 
 
