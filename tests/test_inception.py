@@ -108,3 +108,18 @@ def test_matches_pytorch_fid_with_the_same_weights(tmp_path, monkeypatch):
     ours = jax.jit(inception.InceptionV3().apply)({"params": params}, images.transpose(0, 2, 3, 1) * 2 - 1)
     assert rel_err(ours["features"], pool.numpy()) < 1e-4
     assert rel_err(ours["logits"], logits.numpy()) < 1e-4
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [((3, 3), 2, (0, 0)), ((1, 7), 1, (0, 3)), ((7, 1), 1, (3, 0)),
+                                                   ((5, 5), 1, (2, 2)), ((1, 1), 1, (0, 0)), ((3, 3), 2, (1, 1))])
+def test_matmul_convolution_equals_xla_convolution(kernel, stride, padding):
+    """The CPU path of every Inception convolution shape against lax.conv_general_dilated."""
+    from jgen.nn.layers import conv_as_matmul
+
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(2, 13, 11, 5)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=kernel + (5, 6)), jnp.float32)
+    pad = ((padding[0], padding[0]), (padding[1], padding[1]))
+    want = jax.lax.conv_general_dilated(x, w, (stride, stride), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        precision="highest")
+    assert rel_err(conv_as_matmul(x, w, stride, pad), want) < 1e-5
