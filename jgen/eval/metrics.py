@@ -71,9 +71,15 @@ def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000, s
     return float(np.mean(values)), float(np.std(values))
 
 
-def inception_score(logits, num_splits: int = 10):
-    """(mean, std) over splits of exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), p from softmax(logits)."""
+def inception_score(logits, num_splits: int = 10, shuffle_seed=0):
+    """(mean, std) over splits of exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), p from softmax(logits).
+
+    The rows are shuffled (seeded) before splitting: a dataset stored class by class would otherwise give
+    splits of one class each and a score near 1. `shuffle_seed=None` keeps the given order.
+    """
     logits = np.asarray(logits, np.float64)
+    if shuffle_seed is not None:
+        logits = logits[np.random.default_rng(shuffle_seed).permutation(len(logits))]
     logp = logits - logits.max(axis=1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
     scores = []
