@@ -19,7 +19,8 @@ def get_config():
     c.optim = dict(lr=5e-4, warmup_steps=0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=0.0, ema_decay=0.0)
     c.train = dict(steps=300000, batch_size=64, log_every=100, sample_every=10000,
-                   ckpt_every=10000, keep_checkpoints=3)
+                   ckpt_every=10000, keep_checkpoints=3,
+                   compute_dtype="float32", grad_accum=1, max_nonfinite=10)
     c.sample = dict(num=64)
     # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/
     c.eval = dict(every=0, num=10000, metrics="fid,kid,pr", extractor="classifier", split="train", batch=250,

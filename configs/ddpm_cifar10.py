@@ -15,7 +15,8 @@ def get_config():
     c.optim = dict(lr=2e-4, warmup_steps=5000, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=1.0, ema_decay=0.9999)
     c.train = dict(steps=800_000, batch_size=128, log_every=100, sample_every=10_000,
-                   ckpt_every=10_000, keep_checkpoints=3)
+                   ckpt_every=10_000, keep_checkpoints=3,
+                   compute_dtype="float32", grad_accum=1, max_nonfinite=10)
     c.sample = dict(sampler="ddim", steps=100, eta=0.0, variance="small", clip=True, num=64)
     # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/
     c.eval = dict(every=0, num=10000, metrics="fid,is", extractor="inception", split="test", batch=250,

@@ -21,7 +21,8 @@ def get_config():
     c.optim = dict(lr=1e-3, warmup_steps=100, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=1.0, ema_decay=0.995)
     c.train = dict(steps=2000, batch_size=16, log_every=50, sample_every=0,
-                   ckpt_every=500, keep_checkpoints=2)
+                   ckpt_every=500, keep_checkpoints=2,
+                   compute_dtype="float32", grad_accum=1, max_nonfinite=10)
     c.sample = dict(sampler="ddim", steps=100, eta=1.0, variance="small", clip=True, num=64)
     # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/
     c.eval = dict(every=0, num=1000, metrics="fid,kid,pr", extractor="classifier", split="test", batch=250,

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True, metavar="FILE", help="config file, e.g. configs/ddpm_mnist5k.py")
     t.add_argument("--workdir", metavar="DIR", help="run directory (default: runs/<config name>)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    d = t.add_argument_group("multi-process (several hosts, or several processes on one)")
+    d.add_argument("--distributed", action="store_true", help="join a multi-process run that JAX detects "
+                   "(TPU pod slices, SLURM, Open MPI); no address needed")
+    d.add_argument("--coordinator", default="", metavar="HOST:PORT", help="address of process 0 "
+                   "(or $JAX_COORDINATOR_ADDRESS); with --num-processes and --process-id")
+    d.add_argument("--num-processes", type=int, default=0, metavar="N", help="(or $JGEN_NUM_PROCESSES)")
+    d.add_argument("--process-id", type=int, default=-1, metavar="I", help="0..N-1 (or $JGEN_PROCESS_ID)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid and an .npz",
                        description="Sample from the latest checkpoint of WORKDIR (EMA weights by default). "
@@ -168,9 +175,11 @@ def _open_run(workdir: str):
 def _train(args, overrides) -> None:
     from jgen.config import apply_overrides, load_config
     from jgen.train.loop import train
+    from jgen.train.parallel import initialize
 
     config = apply_overrides(load_config(args.config), args.set + overrides)
     workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
+    initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
     _enable_compile_cache()
     train(config, workdir)
 
@@ -248,7 +257,8 @@ def _reconstruct(args) -> None:
     pairs = np.stack([np.asarray(x), np.asarray(recon)], 1).reshape((-1,) + x.shape[1:])
     out = args.out or os.path.join(args.workdir, "samples", "reconstruct.png")
     save_grid(pairs, out, cols=16 if len(pairs) >= 16 else len(pairs))
-    terms = jax.jit(partial(vae.elbo_terms, config))(state.ema_params, x, jax.random.PRNGKey(args.seed))
+    eps = jax.random.normal(jax.random.PRNGKey(args.seed), (x.shape[0], config.model.latent_dim))
+    terms = jax.jit(partial(vae.elbo_terms, config))(state.ema_params, x, eps)
     m = vae.elbo_metrics(*terms, x[0].size)
     print(f"jgen: {len(x)} images of {config.data.source if not args.split else args.split}: ELBO "
           f"{float(m['elbo']):.2f} nats/image ({float(m['bits_per_dim']):.4f} bits/dim; reconstruction "

@@ -74,10 +74,25 @@ def test_stream_is_a_function_of_seed_and_step():
     assert np.all(np.bincount(labels[:480], minlength=10) <= 50)
 
 
-def test_process_shards_are_disjoint_and_cover():
-    a = open_source("builtin:mnist5k:test", process_index=0, process_count=2)
-    b = open_source("builtin:mnist5k:test", process_index=1, process_count=2)
-    assert a.num_examples + b.num_examples == 500
+@pytest.mark.parametrize("spec", ["builtin:mnist5k:test", "folder"])
+def test_processes_feed_the_rows_of_the_one_process_stream(spec, image_folder):
+    """Process p's local batch k is rows [p b, (p + 1) b) of one process's global batch k, from any start
+    step, flips included: the stream, and so the trajectory, do not depend on the process count."""
+    source = open_source(spec if spec != "folder" else f"folder:{image_folder}")
+    cfg = data_config(8, 1, flip=True)
+    whole = local_batches(source, cfg, 6, 4, start_step=3)
+    parts = [local_batches(source, cfg, 3, 4, 3, process_index=p, process_count=2) for p in (0, 1)]
+    for _ in range(4):  # 24 rows: several epochs of the 6-image folder
+        one, a, b = next(whole), next(parts[0]), next(parts[1])
+        for key in ("image", "label"):
+            np.testing.assert_array_equal(np.concatenate([a[key], b[key]]), one[key])
+
+
+def test_tfds_source_is_split_per_process():
+    with tfds.testing.mock_data(num_examples=12):
+        parts = [open_source("tfds:mnist:train", process_index=p, process_count=2) for p in (0, 1)]
+    assert all(s.sharded for s in parts) and not open_source("builtin:mnist5k:test").sharded
+    assert parts[0].name != parts[1].name  # two different slices of 'train'
 
 
 @pytest.fixture

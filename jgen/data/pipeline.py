@@ -45,15 +45,21 @@ def preprocess(image, size: int, channels: int, crop: int = 0):
     return tf.clip_by_value(image, 0.0, 255.0) / 127.5 - 1.0
 
 
-def local_batches(source: Source, data, local_batch: int, seed: int, start_step: int = 0):
-    """Per-process numpy batches {'image': [b, S, S, C] float32, 'label': [b] int32} from `start_step`.
+def local_batches(source: Source, data, local_batch: int, seed: int, start_step: int = 0,
+                  process_index: int = 0, process_count: int = 1):
+    """This process's numpy batches {'image': [b, S, S, C] float32, 'label': [b] int32} from `start_step`.
 
-    data: image_size, channels, crop, random_flip, shuffle_buffer.
+    data: image_size, channels, crop, random_flip, shuffle_buffer. For a source that is not
+    `sharded`, process p keeps rows [p b, (p + 1) b) of each global batch of the one shuffled order.
     """
     buffer = data.shuffle_buffer if source.num_examples < 0 else min(source.num_examples, data.shuffle_buffer)
     buffer = max(1, buffer)
     ds = source.dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
-    ds = ds.skip(start_step * local_batch)
+    if source.sharded or process_count == 1:
+        ds = ds.skip(start_step * local_batch)
+    else:
+        ds = ds.skip(start_step * local_batch * process_count)
+        ds = ds.filter(lambda index, ex: (index // local_batch) % process_count == process_index)
 
     def prepare(index, ex):
         image = preprocess(source.decode(ex["image"]), data.image_size, data.channels, data.crop)
@@ -68,12 +74,13 @@ def local_batches(source: Source, data, local_batch: int, seed: int, start_step:
 def global_batches(source: Source, data, local_batch: int, mesh, seed: int, start_step: int = 0):
     """Global `jax.Array` batches sharded over the mesh's data axis; `local_batch` is this process's share."""
     sharding = batch_sharding(mesh)
-    for batch in local_batches(source, data, local_batch, seed, start_step):
+    for batch in local_batches(source, data, local_batch, seed, start_step, jax.process_index(),
+                               jax.process_count()):
         yield {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
 
 
 def first_images(source: Source, data, num: int) -> np.ndarray:
-    """The first `num` images of this process's shard, in order, preprocessed, unflipped: [n, S, S, C]."""
+    """The first `num` images of the source, in order, preprocessed, unflipped: [n, S, S, C]."""
     ds = source.dataset.take(num).map(
         lambda ex: preprocess(source.decode(ex["image"]), data.image_size, data.channels, data.crop))
     return np.concatenate(list(ds.batch(256).as_numpy_iterator()), axis=0)

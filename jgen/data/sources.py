@@ -1,9 +1,15 @@
 """Data sources: `builtin:mnist5k[:SPLIT]`, `tfds:NAME[:SPLIT]` and `folder:PATH`.
 
-A source is this process's shard of a dataset whose elements are cheap to hold undecoded (array
-rows, TFDS records with image bytes, file paths) plus a `decode` that turns one into a uint8
-[H, W, C] image. The pipeline shuffles and skips undecoded elements and decodes only what it uses,
-which is what makes resuming at step k cheap.
+A source is a dataset whose elements are cheap to hold undecoded (array rows, TFDS records with
+image bytes, file paths) plus a `decode` that turns one into a uint8 [H, W, C] image. The pipeline
+shuffles and skips undecoded elements and decodes only what it uses, which is what makes resuming
+at step k cheap.
+
+In a multi-process run a TFDS source is this process's own split (`tfds.split_for_jax_process`:
+each host reads 1/N of the records, as a pod needs). Builtin and folder sources hold every element
+(array rows or paths: cheap) and are not `sharded`: every process walks the same shuffled order and
+decodes only its rows of each global batch, so their training stream, and the trajectory, do not
+depend on how many processes run it.
 """
 
 import dataclasses
@@ -23,9 +29,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 class Source:
     dataset: tf.data.Dataset  # elements {'image': undecoded, 'label': int32}
     decode: Callable[[tf.Tensor], tf.Tensor]  # undecoded image -> uint8 [H, W, C], C static
-    num_examples: int  # in this process's shard; negative when unknown
+    num_examples: int  # in `dataset`; negative when unknown
     num_classes: int  # 0 when unlabelled
     name: str
+    sharded: bool = False  # True when `dataset` holds only this process's share
 
 
 def mnist5k_arrays(split: str):
@@ -47,11 +54,10 @@ def mnist5k_arrays(split: str):
     return images[keep[split]], labels[keep[split]]
 
 
-def _builtin(name: str, split: str, process_index: int, process_count: int) -> Source:
+def _builtin(name: str, split: str) -> Source:
     if name != "mnist5k":
         raise JgenError(f"unknown builtin dataset '{name}' (available: mnist5k)")
     images, labels = mnist5k_arrays(split or "train")
-    images, labels = images[process_index::process_count], labels[process_index::process_count]
     ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
     return Source(ds, lambda x: x, len(labels), 10, f"mnist5k:{split or 'train'}")
 
@@ -94,7 +100,7 @@ def _tfds(name: str, split: str, data_dir: str, process_index: int, process_coun
             image = image * 255
         return tf.ensure_shape(image, [None, None, channels])
 
-    return Source(ds.map(element), decode, num_examples, num_classes, f"{name}:{split}")
+    return Source(ds.map(element), decode, num_examples, num_classes, f"{name}:{split}", process_count > 1)
 
 
 def _readable(path: str) -> bool:
@@ -108,7 +114,7 @@ def _readable(path: str) -> bool:
         return False
 
 
-def _folder(root: str, process_index: int, process_count: int) -> Source:
+def _folder(root: str) -> Source:
     """Images under `root`; files in first-level subfolders are labelled by the sorted folder names."""
     if not os.path.isdir(root):
         raise JgenError(f"image folder not found: {root}")
@@ -122,7 +128,6 @@ def _folder(root: str, process_index: int, process_count: int) -> Source:
     top = [os.path.relpath(p, root).split(os.sep)[0] for p in good]
     classes = sorted({t for t, p in zip(top, good) if os.path.dirname(os.path.relpath(p, root))})
     labels = [classes.index(t) if t in classes else 0 for t in top]
-    good, labels = good[process_index::process_count], labels[process_index::process_count]
     ds = tf.data.Dataset.from_tensor_slices({"image": good, "label": np.asarray(labels, np.int32)})
 
     def decode(path):
@@ -141,14 +146,14 @@ def with_split(spec: str, split: str) -> str:
 
 
 def open_source(spec: str, data_dir: str = "", process_index: int = 0, process_count: int = 1) -> Source:
-    """Parses a source spec (see module docstring) and opens this process's shard of it."""
+    """Parses a source spec (see module docstring); a TFDS source opens this process's split of it."""
     kind, _, rest = spec.partition(":")
     if kind == "builtin":
         name, _, split = rest.partition(":")
-        return _builtin(name, split, process_index, process_count)
+        return _builtin(name, split)
     if kind == "tfds":
         name, _, split = rest.partition(":")
         return _tfds(name, split, data_dir, process_index, process_count)
     if kind == "folder":
-        return _folder(os.path.expanduser(rest), process_index, process_count)
+        return _folder(os.path.expanduser(rest))
     raise JgenError(f"unknown data source '{spec}' (builtin:mnist5k | tfds:NAME[:SPLIT] | folder:PATH)")

@@ -11,7 +11,8 @@ from jgen.diffusion import samplers
 from jgen.diffusion.schedules import q_sample, schedule_from_config, simple_loss, to_x0_eps, training_target
 from jgen.errors import JgenError
 from jgen.nn.unet import UNet
-from jgen.train.state import TrainState, apply_gradients, make_optimizer
+from jgen.train.state import (TrainState, accumulated_grad, apply_gradients, compute_dtype, make_optimizer,
+                              to_compute)
 
 
 def make_model(config) -> UNet:
@@ -23,6 +24,7 @@ def make_model(config) -> UNet:
 
 def init(config, rng) -> TrainState:
     """Fresh parameters, optimiser state and EMA (= params) for config.model."""
+    compute_dtype(config)  # reject a bad train.compute_dtype before anything is written
     init_key, run_key = jax.random.split(rng)
     size, channels = config.data.image_size, config.data.channels
     params = make_model(config).init(init_key, jnp.zeros((1, size, size, channels)), jnp.zeros((1,)))["params"]
@@ -32,21 +34,27 @@ def init(config, rng) -> TrainState:
 
 
 def train_step(config, state: TrainState, batch):
-    """One step of L_simple on batch['image'] ([B, H, W, C] in [-1, 1]); t ~ U{0..T-1}."""
+    """One step of L_simple on batch['image'] ([B, H, W, C] in [-1, 1]); t ~ U{0..T-1}.
+
+    t and the noise are drawn for the whole batch before it is split into train.grad_accum
+    micro-batches, so accumulation changes memory, not the result (dropout masks aside).
+    """
     sched = schedule_from_config(config.diffusion)
     model = make_model(config)
+    dtype = compute_dtype(config)
     x0 = batch["image"]
     t_key, noise_key, dropout_key = jax.random.split(jax.random.fold_in(state.rng, state.step), 3)
     t = jax.random.randint(t_key, (x0.shape[0],), 0, sched.num_timesteps)
     noise = jax.random.normal(noise_key, x0.shape, x0.dtype)
-    xt = q_sample(sched, x0, t, noise)
-    target = training_target(sched, config.diffusion.prediction, x0, t, noise)
+    inputs = {"xt": q_sample(sched, x0, t, noise), "t": t,
+              "target": training_target(sched, config.diffusion.prediction, x0, t, noise)}
 
-    def loss_fn(params):
-        out = model.apply({"params": params}, xt, t, train=True, rngs={"dropout": dropout_key})
-        return simple_loss(out, target)
+    def loss_fn(params, micro, j):
+        out = model.apply({"params": to_compute(params, dtype)}, micro["xt"].astype(dtype), micro["t"],
+                          train=True, rngs={"dropout": jax.random.fold_in(dropout_key, j)})
+        return simple_loss(out.astype(jnp.float32), micro["target"]), ()
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    (loss, _), grads = accumulated_grad(loss_fn, state.params, inputs, config.train.get("grad_accum", 1))
     state = apply_gradients(make_optimizer(config.optim), state, grads, config.optim.ema_decay)
     return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
 
@@ -62,11 +70,13 @@ def sample(config, state: TrainState, rng, num: int, ema: bool = True, x_T=None)
     """
     sched = schedule_from_config(config.diffusion)
     model = make_model(config)
-    params = state.ema_params if ema else state.params
+    dtype = compute_dtype(config)
+    params = to_compute(state.ema_params if ema else state.params, dtype)
     shape = (num,) + latent_shape(config)
 
     def model_fn(x, t):
-        return to_x0_eps(sched, config.diffusion.prediction, x, t, model.apply({"params": params}, x, t))
+        out = model.apply({"params": params}, x.astype(dtype), t).astype(x.dtype)
+        return to_x0_eps(sched, config.diffusion.prediction, x, t, out)
 
     s = config.sample
     if s.sampler == "ddpm":

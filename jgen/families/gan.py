@@ -17,7 +17,7 @@ import optax
 
 from jgen.errors import JgenError
 from jgen.nn.dcgan import Discriminator, Generator
-from jgen.train.state import TrainState, ema_decay, make_optimizer, update_ema
+from jgen.train.state import TrainState, compute_dtype, ema_decay, make_optimizer, to_compute, update_ema
 
 LOSSES = ("nonsaturating", "wgan-gp")
 
@@ -33,18 +33,25 @@ def make_models(config):
             Discriminator(size, m.ndf, m.disc_norm))
 
 
-def _apply(module, params, stats, x, train: bool):
-    """(output, new BatchNorm statistics); statistics change only in train mode."""
-    variables = {"params": params, "batch_stats": stats}
+def _apply(module, params, stats, x, train: bool, dtype=jnp.float32):
+    """(float32 output, new BatchNorm statistics); statistics change only in train mode.
+
+    The network runs in `dtype` (train.compute_dtype); BatchNorm keeps float32 statistics.
+    """
+    variables = {"params": to_compute(params, dtype), "batch_stats": stats}
     if not train:
-        return module.apply(variables, x, train=False), stats
-    out, updated = module.apply(variables, x, train=True, mutable=["batch_stats"])
-    return out, updated.get("batch_stats", stats)
+        return module.apply(variables, x.astype(dtype), train=False).astype(jnp.float32), stats
+    out, updated = module.apply(variables, x.astype(dtype), train=True, mutable=["batch_stats"])
+    return out.astype(jnp.float32), updated.get("batch_stats", stats)
 
 
 def init(config, rng) -> TrainState:
     if config.model.upsample not in ("subpixel", "transpose"):
         raise JgenError(f"unknown model.upsample '{config.model.upsample}' (subpixel | transpose)")
+    compute_dtype(config)  # reject a bad train.compute_dtype before anything is written
+    if config.train.get("grad_accum", 1) != 1:
+        raise JgenError("train.grad_accum applies to the diffusion and VAE families: a GAN step alternates "
+                        "critic and generator updates with BatchNorm, which micro-batches would change")
     if config.train.batch_size % config.gan.n_critic:
         raise JgenError(f"train.batch_size ({config.train.batch_size}) must be a multiple of gan.n_critic "
                         f"({config.gan.n_critic}): it counts the real images of all critic steps")
@@ -76,14 +83,15 @@ def gradient_penalty(critic, real, fake, eps):
 
 def _disc_loss(config, disc, d_params, d_stats, real, fake, gp_key):
     """Discriminator loss on one real and one (detached) fake batch; D sees them as two batches, like PyTorch."""
-    out_real, d_stats = _apply(disc, d_params, d_stats, real, True)
-    out_fake, d_stats = _apply(disc, d_params, d_stats, fake, True)
+    dt = compute_dtype(config)
+    out_real, d_stats = _apply(disc, d_params, d_stats, real, True, dt)
+    out_fake, d_stats = _apply(disc, d_params, d_stats, fake, True, dt)
     metrics = {"d_real": jnp.mean(out_real), "d_fake": jnp.mean(out_fake)}
     if config.gan.loss == "nonsaturating":
         loss = jnp.mean(jax.nn.softplus(-out_real)) + jnp.mean(jax.nn.softplus(out_fake))
     else:
         eps = jax.random.uniform(gp_key, (real.shape[0],))
-        gp = gradient_penalty(lambda x: _apply(disc, d_params, d_stats, x, False)[0], real, fake, eps)
+        gp = gradient_penalty(lambda x: _apply(disc, d_params, d_stats, x, False, dt)[0], real, fake, eps)
         loss = jnp.mean(out_fake) - jnp.mean(out_real) + config.gan.gp_weight * gp
         metrics["gp"] = gp
     return loss, (d_stats, metrics)
@@ -92,6 +100,7 @@ def _disc_loss(config, disc, d_params, d_stats, real, fake, gp_key):
 def train_step(config, state: TrainState, batch):
     """One generator step on batch['image'] [n_critic * m, H, W, C] in [-1, 1]."""
     gen, disc = make_models(config)
+    dt = compute_dtype(config)
     n, nz = config.gan.n_critic, config.model.latent_dim
     real = batch["image"]
     m = real.shape[0] // n
@@ -103,7 +112,7 @@ def train_step(config, state: TrainState, batch):
 
     # The generator's forward pass for its own update, kept as a VJP so it runs once.
     fake, g_vjp, g_stats = jax.vjp(lambda p: _apply(gen, p, state.model_state["gen"],
-                                                   jax.random.normal(z_key, (m, nz)), True),
+                                                   jax.random.normal(z_key, (m, nz)), True, dt),
                                    g_params, has_aux=True)
 
     def critic_update(carry, xs):
@@ -113,7 +122,7 @@ def train_step(config, state: TrainState, batch):
         if n == 1:
             fake_k = fake
         else:  # WGAN-GP draws fresh fakes for every critic iteration
-            fake_k, g_stats = _apply(gen, g_params, g_stats, jax.random.normal(fake_key, (m, nz)), True)
+            fake_k, g_stats = _apply(gen, g_params, g_stats, jax.random.normal(fake_key, (m, nz)), True, dt)
         (loss, (d_stats, metrics)), grads = jax.value_and_grad(_disc_loss, argnums=2, has_aux=True)(
             config, disc, d_params, d_stats, real_k, jax.lax.stop_gradient(fake_k), gp_key)
         updates, d_opt = d_tx.update(grads, d_opt, d_params)
@@ -130,7 +139,7 @@ def train_step(config, state: TrainState, batch):
     d_params, d_opt, d_stats, g_stats = carry
 
     def gen_loss(fake):
-        out, stats = _apply(disc, d_params, d_stats, fake, True)
+        out, stats = _apply(disc, d_params, d_stats, fake, True, dt)
         loss = jnp.mean(jax.nn.softplus(-out)) if config.gan.loss == "nonsaturating" else -jnp.mean(out)
         return loss, stats
 
@@ -154,7 +163,7 @@ def decode(config, state: TrainState, z, ema: bool = True):
     """Generator images [B, H, W, C] for latents z [B, latent_dim], BatchNorm on its running statistics."""
     gen, _ = make_models(config)
     params = state.ema_params if ema else state.params["gen"]
-    return _apply(gen, params, state.model_state["gen"], z, False)[0]
+    return _apply(gen, params, state.model_state["gen"], z, False, compute_dtype(config))[0]
 
 
 def sample(config, state: TrainState, rng, num: int, ema: bool = True):

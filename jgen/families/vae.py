@@ -19,7 +19,8 @@ import optax
 
 from jgen.errors import JgenError
 from jgen.nn.vae import Decoder, Encoder
-from jgen.train.state import TrainState, apply_gradients, make_optimizer
+from jgen.train.state import (TrainState, accumulated_grad, apply_gradients, compute_dtype, make_optimizer,
+                              to_compute)
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian_learned")
 OBJECTIVES = ("beta", "capacity")
@@ -83,6 +84,10 @@ def capacity(v, step):
 
 
 def init(config, rng) -> TrainState:
+    compute_dtype(config)  # reject a bad train.compute_dtype before anything is written
+    if config.train.get("grad_accum", 1) > 1 and config.vae.objective == "capacity":
+        raise JgenError("train.grad_accum > 1 needs vae.objective=beta: the capacity loss |KL - C| is "
+                        "not an average over images, so micro-batches would change it")
     init_key, run_key = jax.random.split(rng)
     s, c = config.data.image_size, config.data.channels
     params = make_model(config).init(init_key, jnp.zeros((1, s, s, c)), jnp.zeros((1, config.model.latent_dim)))
@@ -92,12 +97,18 @@ def init(config, rng) -> TrainState:
                       model_state={}, rng=run_key)
 
 
-def elbo_terms(config, params, x, key):
-    """Per-image reconstruction log-likelihood [B], KL per latent [B, L] and the posterior mean [B, L]."""
-    model = make_model(config)
-    mean, logvar = model.apply({"params": params}, x, method=VAE.encode)
-    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)  # reparameterisation
-    out = model.apply({"params": params}, z, method=VAE.decode)
+def elbo_terms(config, params, x, eps):
+    """Per-image reconstruction log-likelihood [B], KL per latent [B, L] and the posterior mean [B, L].
+
+    eps: [B, L] standard normal noise of the reparameterisation z = mean + sigma * eps. The networks
+    run in train.compute_dtype; the likelihood and KL in float32.
+    """
+    model, dtype = make_model(config), compute_dtype(config)
+    cparams = to_compute(params, dtype)
+    mean, logvar = model.apply({"params": cparams}, x.astype(dtype), method=VAE.encode)
+    mean, logvar = mean.astype(jnp.float32), logvar.astype(jnp.float32)
+    z = mean + jnp.exp(0.5 * logvar) * eps
+    out = model.apply({"params": cparams}, z.astype(dtype), method=VAE.decode).astype(jnp.float32)
     if config.vae.likelihood == "bernoulli":
         recon = bernoulli_log_likelihood(out, x)
     else:
@@ -125,19 +136,20 @@ def elbo_metrics(recon, kl_dims, mean, num_pixels: int):
 def train_step(config, state: TrainState, batch):
     """One step of the beta or capacity objective on batch['image'] [B, H, W, C] in [-1, 1]."""
     x = batch["image"]
-    key = jax.random.fold_in(state.rng, state.step)
+    eps = jax.random.normal(jax.random.fold_in(state.rng, state.step), (x.shape[0], config.model.latent_dim))
     v = config.vae
 
-    def loss_fn(params):
-        recon, kl_dims, mean = elbo_terms(config, params, x, key)
+    def loss_fn(params, micro, j):
+        recon, kl_dims, mean = elbo_terms(config, params, micro["x"], micro["eps"])
         kl = jnp.mean(jnp.sum(kl_dims, axis=1))
         if v.objective == "beta":
             loss = -jnp.mean(recon) + v.beta * kl
-        else:
+        else:  # |mean KL - C| is not a mean over images: accumulation needs the beta objective
             loss = -jnp.mean(recon) + v.gamma * jnp.abs(kl - capacity(v, state.step))
         return loss, (recon, kl_dims, mean)
 
-    (loss, (recon, kl_dims, mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    accum = config.train.get("grad_accum", 1)
+    (loss, (recon, kl_dims, mean)), grads = accumulated_grad(loss_fn, state.params, {"x": x, "eps": eps}, accum)
     state = apply_gradients(make_optimizer(config.optim), state, grads, config.optim.ema_decay)
     metrics = elbo_metrics(recon, kl_dims, mean, x[0].size)
     metrics.update(loss=loss, grad_norm=optax.global_norm(grads))

@@ -70,7 +70,11 @@ normalize_groups.defvjp(_normalize_fwd, _normalize_bwd)
 
 
 class GroupNorm(nn.Module):
-    """GroupNorm (Wu & He 2018) over NHWC with a learned per-channel scale and bias."""
+    """GroupNorm (Wu & He 2018) over NHWC with a learned per-channel scale and bias.
+
+    The statistics are computed in float32 whatever x's dtype: a bfloat16 variance of large
+    activations loses most of its digits. The output has x's dtype.
+    """
     groups: int = 32
     epsilon: float = 1e-6
 
@@ -79,7 +83,8 @@ class GroupNorm(nn.Module):
         c = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
-        return normalize_groups(x, self.groups, self.epsilon) * scale + bias
+        xhat = normalize_groups(x.astype(jnp.float32), self.groups, self.epsilon).astype(x.dtype)
+        return xhat * scale.astype(x.dtype) + bias.astype(x.dtype)
 
 
 def group_norm(channels: int, groups: int, name=None):
@@ -117,7 +122,8 @@ class AttnBlock(nn.Module):
         q = nn.Dense(c, kernel_init=default_init(), name="q")(h).reshape(b, hh * ww, c)
         k = nn.Dense(c, kernel_init=default_init(), name="k")(h).reshape(b, hh * ww, c)
         v = nn.Dense(c, kernel_init=default_init(), name="v")(h).reshape(b, hh * ww, c)
-        w = nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k) * (c ** -0.5), axis=-1)
+        w = nn.softmax((jnp.einsum("bqc,bkc->bqk", q, k) * (c ** -0.5)).astype(jnp.float32), axis=-1)
+        w = w.astype(v.dtype)  # softmax in float32 under bfloat16 compute
         h = jnp.einsum("bqk,bkc->bqc", w, v).reshape(b, hh, ww, c)
         return x + nn.Dense(c, kernel_init=default_init(0.0), name="proj_out")(h)
 
@@ -135,7 +141,8 @@ class BatchNorm(nn.Module):
     eps 1e-5; running averages with momentum 0.1 (new = 0.9 old + 0.1 batch); the running variance
     takes the unbiased batch variance, as torch.nn.BatchNorm2d does (Flax's BatchNorm keeps the biased
     one). Under jit on a mesh the batch mean is a cross-device reduction, so the statistics are those
-    of the whole global batch and 8 devices compute what 1 does.
+    of the whole global batch and 8 devices compute what 1 does. Statistics are float32 under
+    bfloat16 compute; the output has x's dtype.
     """
     momentum: float = 0.1
     epsilon: float = 1e-5
@@ -148,6 +155,7 @@ class BatchNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (c,))
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,))
         running_var = self.variable("batch_stats", "var", jnp.ones, (c,))
+        dtype, x = x.dtype, x.astype(jnp.float32)
         if train:
             axes = tuple(range(x.ndim - 1))
             mean = jnp.mean(x, axes)
@@ -158,7 +166,8 @@ class BatchNorm(nn.Module):
             running_var.value = (1 - m) * running_var.value + m * jax.lax.stop_gradient(var) * (n / max(n - 1, 1))
         else:
             mean, var = running_mean.value, running_var.value
-        return (x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias
+        scale, bias = scale.astype(jnp.float32), bias.astype(jnp.float32)
+        return ((x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias).astype(dtype)
 
 
 def conv_as_matmul(x, kernel, stride: int = 1, padding=((0, 0), (0, 0))):

@@ -27,7 +27,7 @@ class UNet(nn.Module):
     @nn.compact
     def __call__(self, x, t, train: bool = False):
         res_block = lambda out, name: ResnetBlock(out, self.num_groups, self.dropout, name=name)
-        temb = timestep_embedding(t, self.ch)
+        temb = timestep_embedding(t, self.ch).astype(x.dtype)  # compute in x's dtype (bfloat16 or float32)
         temb = nn.Dense(4 * self.ch, kernel_init=default_init(), name="temb_dense0")(temb)
         temb = nn.Dense(4 * self.ch, kernel_init=default_init(), name="temb_dense1")(nn.swish(temb))
 

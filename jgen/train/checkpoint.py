@@ -4,7 +4,9 @@ A checkpoint is only ever read back into the structure `init` builds for the run
 checkpoint from another model or a damaged directory is a clear error, never a silent mix.
 """
 
+import logging
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -17,7 +19,9 @@ _SHAPE_KEYS = ("family", "model", "data.image_size", "data.channels")
 
 
 def manager(workdir: str, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=True)
+    # cleanup: a save cut off by a crash leaves a temporary directory; the trainer removes it on start
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=True,
+                                           cleanup_tmp_directories=create)
     return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
 
 
@@ -31,6 +35,11 @@ def abstract_like(state_shapes, sharding):
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state_shapes)
 
 
+def _reason(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
 def restore(mgr: ocp.CheckpointManager, target, step=None):
     """Restores step (default: latest) into the structure of `target` (see abstract_like)."""
     step = mgr.latest_step() if step is None else step
@@ -39,9 +48,50 @@ def restore(mgr: ocp.CheckpointManager, target, step=None):
     try:
         return mgr.restore(step, args=ocp.args.StandardRestore(target))
     except Exception as e:  # Orbax raises many types for damaged or mismatched trees
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise JgenError(f"checkpoint {step} in {mgr.directory} cannot be restored into this model "
-                        f"(damaged, or written by another model/config): {reason}") from None
+                        f"(damaged, or written by another model/config): {_reason(e)}") from None
+
+
+def restore_newest_good(mgr: ocp.CheckpointManager, target, quarantine: bool = False):
+    """The newest checkpoint that restores; damaged newer ones are skipped with a warning.
+
+    A crash or a full disk can leave the newest checkpoint truncated. Falling back to the previous
+    one loses only the steps between the two. With `quarantine` (the trainer, which will write those
+    steps again) a damaged step directory is moved to checkpoints.damaged/ rather than deleted, so
+    nothing is lost. When no checkpoint restores (e.g. all were written by another model), the error
+    names the newest.
+    """
+    steps = sorted(mgr.all_steps(), reverse=True)
+    if not steps:
+        raise JgenError(f"no checkpoint in {mgr.directory}: train first (`jgen train`)")
+    for i, step in enumerate(steps):
+        try:
+            state = restore(mgr, target, step)
+        except JgenError as e:
+            if i == len(steps) - 1:
+                raise JgenError(str(e) if i == 0 else f"no checkpoint in {mgr.directory} restores; newest: {e}")
+            logging.warning("checkpoint %d is damaged or unreadable (%s); falling back to checkpoint %d",
+                            step, str(e).rsplit(": ", 1)[-1], steps[i + 1])
+            print(f"jgen: warning: checkpoint {step} cannot be restored; using checkpoint {steps[i + 1]}")
+            if quarantine:
+                damaged = os.path.join(os.path.dirname(str(mgr.directory)), "checkpoints.damaged")
+                os.makedirs(damaged, exist_ok=True)
+                shutil.move(os.path.join(str(mgr.directory), str(step)), os.path.join(damaged, str(step)))
+                mgr.reload()
+            continue
+        return state
+
+
+def save_failed(e: Exception, mgr: ocp.CheckpointManager, step: int) -> JgenError:
+    """The one-line error for a save that failed (disk full, quota, permissions).
+
+    Orbax writes a step into a temporary directory and renames it only once complete, so the
+    previous checkpoint is untouched; the message says which one to resume from.
+    """
+    previous = [s for s in mgr.all_steps() if s < step]
+    keep = f"checkpoint {max(previous)} is intact; " if previous else ""
+    return JgenError(f"saving checkpoint {step} in {mgr.directory} failed ({_reason(e)}); {keep}"
+                     f"free space and run the same command to resume")
 
 
 def _get(config, dotted: str):

@@ -58,3 +58,63 @@ def apply_gradients(tx: optax.GradientTransformation, state: TrainState, grads, 
     params = optax.apply_updates(state.params, updates)
     ema_params = update_ema(state.ema_params, params, ema_decay(ema, state.step))
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params)
+
+
+def compute_dtype(config):
+    """The activation/matmul dtype of config.train.compute_dtype; params, optimiser and loss stay float32."""
+    name = config.train.get("compute_dtype", "float32")
+    if name not in ("float32", "bfloat16"):
+        from jgen.errors import JgenError
+        raise JgenError(f"unknown train.compute_dtype '{name}' (float32 | bfloat16)")
+    return jnp.dtype(name)
+
+
+def to_compute(tree, dtype):
+    """Floating leaves of `tree` (params, inputs) cast to the compute dtype for one forward pass.
+
+    Flax layers compute in the dtype of their inputs and parameters, so casting both is the whole
+    mixed-precision policy; gradients flow back through the cast to the float32 parameters.
+    """
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def accumulated_grad(loss_fn, params, inputs, steps: int):
+    """((mean loss, aux), mean gradient) of loss_fn(params, micro, j) -> (loss, aux) over `steps` micro-batches.
+
+    inputs: a pytree of [B, ...] arrays, everything random already drawn for the whole batch, so the
+    result equals one pass over the full batch up to summation order, at 1/steps of the activation
+    memory. Micro-batch j takes rows j, j + steps, ...: a device's rows stay on that device. aux
+    comes back as [B, ...] in the original row order.
+    """
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if steps == 1:
+        return grad_fn(params, inputs, 0)
+    split = lambda x: x.reshape((x.shape[0] // steps, steps) + x.shape[1:]).swapaxes(0, 1)
+    merge = lambda x: x.swapaxes(0, 1).reshape((-1,) + x.shape[2:])
+
+    def body(total, xs):
+        micro, j = xs
+        (loss, aux), grads = grad_fn(params, micro, j)
+        return jax.tree.map(jnp.add, total, grads), (loss, aux)
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    grads, (losses, aux) = jax.lax.scan(body, zeros, (jax.tree.map(split, inputs), jnp.arange(steps)))
+    return (jnp.mean(losses), jax.tree.map(merge, aux)), jax.tree.map(lambda g: g / steps, grads)
+
+
+def skip_nonfinite(train_step):
+    """Wraps train_step(state, batch) -> (state, metrics) so a non-finite step changes nothing but the step.
+
+    When any metric (losses, gradient norms) or any updated parameter is NaN or inf, the previous
+    params, optimiser state, EMA and model state are kept; the step counter still advances, so the
+    data stream and the per-step randomness move on, and a resumed run stays on the same trajectory.
+    metrics['skipped'] is 1.0 for such a step; the loop counts them.
+    """
+    def step(state, batch):
+        new, metrics = train_step(state, batch)
+        checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((metrics, new.params))]
+        finite = jnp.all(jnp.stack(checks))
+        kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state).replace(step=new.step)
+        return kept, dict(metrics, skipped=1.0 - finite.astype(jnp.float32))
+
+    return step
