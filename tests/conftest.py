@@ -69,6 +69,18 @@ def jgen_env():
     return cli_env(1)
 
 
+@pytest.fixture(scope="session")
+def straight_run(tmp_path_factory):
+    """The tiny DDPM trained 6 steps on one device without interruption, checkpoints at 2, 4 and 6:
+    the trajectory that interrupted, damaged and re-sharded runs must reproduce."""
+    workdir = tmp_path_factory.mktemp("straight") / "run"
+    run_jgen(tiny_train_args(workdir, *STRAIGHT), check=True)
+    return workdir
+
+
+STRAIGHT = ["train.steps=6", "train.ckpt_every=2", "train.keep_checkpoints=5"]
+
+
 def rel_err(a, b):
     """max |a - b| / max |b|, in float64."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)

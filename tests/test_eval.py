@@ -2,7 +2,6 @@
 
 import json
 
-import jax
 import numpy as np
 
 from conftest import random_variables, run_jgen, tiny_gan_args

@@ -1,7 +1,6 @@
 """Diffusion formulas against float64 NumPy written from the papers' equations."""
 
 import numpy as np
-import jax
 import jax.numpy as jnp
 import ml_collections
 import pytest

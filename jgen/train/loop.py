@@ -10,7 +10,6 @@ import time
 from functools import partial
 
 import jax
-import numpy as np
 from tqdm import tqdm
 
 from jgen.config import save_config

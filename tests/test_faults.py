@@ -1,0 +1,130 @@
+"""Faults and topology changes end on the uninterrupted trajectory: damaged checkpoints, non-finite
+steps, restoring on other device counts, and several processes training as one."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from conftest import ROOT, STRAIGHT, cli_env, run_jgen, tiny_train_args
+from test_train import _one_line_error, final_state, leaves
+from jgen.config import read_config
+from jgen.families import get_family
+from jgen.train import checkpoint
+
+
+def state_at(workdir, step):
+    config = read_config(os.path.join(workdir, "config.json"))
+    mgr = checkpoint.manager(str(workdir), create=False)
+    shapes = jax.eval_shape(lambda k: get_family(config.family).init(config, k), jax.random.PRNGKey(0))
+    return checkpoint.restore(mgr, checkpoint.abstract_like(shapes, jax.sharding.SingleDeviceSharding(
+        jax.devices()[0])), step)
+
+
+def all_leaves(state):
+    return leaves(state.params) + leaves(state.ema_params) + leaves(state.opt_state)
+
+
+def assert_same(a, b, tol=0.0):
+    assert int(a.step) == int(b.step)
+    for x, y in zip(all_leaves(a), all_leaves(b), strict=True):
+        if tol:
+            assert np.max(np.abs(x - y)) < tol
+        else:
+            np.testing.assert_array_equal(x, y)
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, straight_run):
+    """Checkpoint 4 truncated as a crash mid-write would leave it: the run warns, resumes from 2, keeps
+    the damaged directory aside, and ends bit for bit on the uninterrupted trajectory."""
+    cut = tmp_path / "cut"
+    shutil.copytree(straight_run, cut)
+    shutil.rmtree(cut / "checkpoints" / "6")  # the run had reached step 4
+    for d, _, files in os.walk(cut / "checkpoints" / "4" / "default"):
+        for f in files:
+            if os.sep + "d" in d:  # the array data
+                path = os.path.join(d, f)
+                os.truncate(path, os.path.getsize(path) // 2)
+    proc = run_jgen(tiny_train_args(cut, *STRAIGHT), check=True)
+    assert "checkpoint 4 cannot be restored; using checkpoint 2" in proc.stdout
+    assert f"resumed {cut} at step 2" in proc.stdout
+    assert (cut / "checkpoints.damaged" / "4").is_dir()  # moved aside, not deleted
+    assert_same(final_state(cut), final_state(straight_run))
+
+
+_NAN_DRIVER = """
+import sys
+import jax.numpy as jnp
+import jgen.families.diffusion as d
+from jgen.cli import main
+
+train_step = d.train_step
+def faulty(config, state, batch):  # a bad batch at step index 2 and from 4 on (steps 3, 5, 6, 7, ...)
+    bad = (state.step == 2) | (state.step >= 4)
+    return train_step(config, state, dict(batch, image=jnp.where(bad, jnp.nan, batch["image"])))
+d.train_step = faulty
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path, straight_run):
+    """One NaN step is skipped and training goes on; three in a row stop the run with a one-line error.
+    Skipped steps leave params and optimiser state as they were, so every checkpoint stays usable."""
+    workdir = tmp_path / "nan"
+    args = tiny_train_args(workdir, "train.steps=10", "train.ckpt_every=2", "train.keep_checkpoints=5",
+                           "train.max_nonfinite=3")
+    proc = subprocess.run([sys.executable, "-c", _NAN_DRIVER, *args], env=cli_env(1), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    _one_line_error(proc, "3 non-finite steps in a row (steps 5-7")
+    assert "Checkpoint 6" in proc.stderr and "is intact" in proc.stderr
+    s2, s4, s6 = (state_at(workdir, k) for k in (2, 4, 6))
+    assert_same(s2, state_at(straight_run, 2))  # before the first fault: the clean trajectory
+    assert all(np.all(np.isfinite(x)) for x in all_leaves(s6))
+    for x, y in zip(all_leaves(s4), all_leaves(s6)):  # steps 5 and 6 changed nothing
+        np.testing.assert_array_equal(x, y)
+    assert any(np.any(x != y) for x, y in zip(leaves(s2.params), leaves(s4.params)))  # step 4 trained
+    logged = [line for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert '"skipped_steps": 1.0' in logged[3] and '"skipped_steps": 3.0' in logged[5]  # steps 4 and 6
+
+
+def test_restore_onto_other_device_counts(tmp_path, straight_run):
+    """2 steps on 8 devices, 2 more restored onto 1 device, 2 more onto 4: the one-device trajectory
+    (so sharded training on 8 and on 4 devices matches 1 device, and checkpoints move between them)."""
+    workdir = tmp_path / "moved"
+    for devices, steps in ((8, 2), (1, 4), (4, 6)):
+        proc = run_jgen(tiny_train_args(workdir, f"train.steps={steps}", "train.ckpt_every=2"),
+                        devices=devices, check=True)
+        assert f"{steps} steps done" in proc.stdout and (steps == 2 or f"at step {steps - 2}" in proc.stdout)
+    a, b = final_state(workdir), final_state(straight_run)
+    assert_same(a, b, tol=1e-5)
+    config = read_config(os.path.join(workdir, "config.json"))  # the runs really trained
+    init = jax.jit(lambda k: get_family(config.family).init(config, k))(jax.random.PRNGKey(config.seed))
+    assert max(np.max(np.abs(x - y)) for x, y in zip(leaves(a.params), leaves(init.params))) > 1e-3
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_as_one(tmp_path, straight_run):
+    """Two processes of 4 CPU devices each (JAX's gloo collectives over localhost), 6 steps: the same
+    params as one process, and only process 0 writes logs and grids."""
+    workdir = tmp_path / "two"
+    port = _free_port()
+    env = cli_env(4)
+    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *tiny_train_args(workdir, *STRAIGHT),
+                               "--coordinator", f"localhost:{port}", "--num-processes", "2",
+                               "--process-id", str(i)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "6 steps done" in outs[0][0] and "steps done" not in outs[1][0]
+    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 6
+    assert_same(final_state(workdir), final_state(straight_run), tol=1e-5)
