@@ -14,7 +14,8 @@ Config overrides: any key of the config, dotted, as --set KEY=VALUE (repeatable)
 for example --set train.steps=200 --config.optim.lr=1e-3 --set model.ch_mult="(1,2)".
 Unknown keys and values of the wrong type are rejected with the key's name.
 Sections: data (source, image_size, channels, crop, random_flip), model, optim, train (steps,
-batch_size, log_every, sample_every, ckpt_every, keep_checkpoints), sample (num, ...), and the
+batch_size, log_every, sample_every, ckpt_every, keep_checkpoints, compute_dtype, grad_accum,
+max_nonfinite), sample (num, ...), eval (every, num, metrics, extractor), and the
 family's own: diffusion (timesteps, schedule, prediction) or gan (loss, n_critic, gp_weight).
 Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py or
 configs/dcgan_mnist5k.py."""
@@ -29,6 +30,34 @@ Offline (no Inception weights), e.g. on the default digits:
 With Inception weights:
   jgen convert-inception pt_inception-2015-12-05-6726825d.pth
   jgen eval --workdir runs/ddpm_cifar10 --num 50000 --metrics fid,is"""
+
+
+class _OneLine(logging.Filter):
+    """Library log records (Orbax's background writers) keep their message, lose the traceback wall;
+    the failure itself reaches the user as jgen's one-line error."""
+
+    def filter(self, record):
+        if record.exc_info:
+            record.msg = f"{record.getMessage().splitlines()[0]} ({record.exc_info[0].__name__})"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def _quiet_library_errors() -> None:
+    import threading
+    import warnings
+
+    logging.getLogger("absl").addFilter(_OneLine())
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # echoes of Orbax's failures, one per write
+    threading.excepthook = lambda a: print(f"jgen: background thread {a.thread.name if a.thread else ''}: "
+                                           f"{a.exc_type.__name__}: {str(a.exc_value).splitlines()[0][:200]}",
+                                           file=sys.stderr)
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited")
+    # After a failed checkpoint write, tensorstore's completion callbacks keep reporting into Orbax's
+    # closed event loop through sys.excepthook: one failure, dozens of identical tracebacks.
+    default = sys.excepthook
+    sys.excepthook = lambda t, v, tb: None if t is RuntimeError and "Event loop is closed" in str(v) \
+        else default(t, v, tb)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -341,6 +370,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
     logging.getLogger("absl").setLevel(logging.ERROR)
+    _quiet_library_errors()
     # --config.KEY=VALUE (or --config.KEY VALUE) are overrides; argparse only sees the rest.
     rest, overrides, i = [], [], 0
     while i < len(argv):

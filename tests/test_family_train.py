@@ -35,7 +35,8 @@ def test_eight_devices_match_one(tmp_path, variant):
         assert np.max(np.abs(np.asarray(stats["mean"]))) > 1e-4
 
 
-@pytest.mark.parametrize("variant", ["dcgan", "betavae-capacity"])
+# the VAE's randomness is a function of the step as the others' is; one kill -9 family keeps CI short
+@pytest.mark.parametrize("variant", ["dcgan"])
 def test_resume_after_kill_is_bit_exact(tmp_path, jgen_env, variant):
     """40 steps straight == the same run killed with -9 after its first checkpoint and resumed."""
     tiny_args, extra = VARIANTS[variant]

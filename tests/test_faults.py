@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from conftest import ROOT, STRAIGHT, cli_env, run_jgen, tiny_train_args
-from test_train import _one_line_error, final_state, leaves
+from test_train import _one_line_error, _wait_for_checkpoint, final_state, leaves
 from jgen.config import read_config
 from jgen.families import get_family
 from jgen.train import checkpoint
@@ -91,14 +91,33 @@ def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path,
     assert '"skipped_steps": 1.0' in logged[3] and '"skipped_steps": 3.0' in logged[5]  # steps 4 and 6
 
 
-def test_restore_onto_other_device_counts(tmp_path, straight_run):
-    """2 steps on 8 devices, 2 more restored onto 1 device, 2 more onto 4: the one-device trajectory
-    (so sharded training on 8 and on 4 devices matches 1 device, and checkpoints move between them)."""
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_then_one_device_then_four(tmp_path, straight_run):
+    """Steps 1-2 by two processes of 4 CPU devices each (8 devices; JAX's gloo collectives over
+    localhost), steps 3-4 restored onto 1 device, steps 5-6 onto 4 devices: the one-device trajectory
+    at step 2 and at step 6. Only process 0 writes logs and grids."""
     workdir = tmp_path / "moved"
-    for devices, steps in ((8, 2), (1, 4), (4, 6)):
+    port = _free_port()
+    args = tiny_train_args(workdir, "train.steps=2", "train.ckpt_every=2", "train.keep_checkpoints=5")
+    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--coordinator", f"localhost:{port}",
+                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=cli_env(4),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "2 steps done" in outs[0][0] and "steps done" not in outs[1][0]
+    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
+    assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)
+
+    for devices, steps in ((1, 4), (4, 6)):
         proc = run_jgen(tiny_train_args(workdir, f"train.steps={steps}", "train.ckpt_every=2"),
                         devices=devices, check=True)
-        assert f"{steps} steps done" in proc.stdout and (steps == 2 or f"at step {steps - 2}" in proc.stdout)
+        assert f"at step {steps - 2}" in proc.stdout and f"{steps} steps done" in proc.stdout
     a, b = final_state(workdir), final_state(straight_run)
     assert_same(a, b, tol=1e-5)
     config = read_config(os.path.join(workdir, "config.json"))  # the runs really trained
@@ -106,25 +125,23 @@ def test_restore_onto_other_device_counts(tmp_path, straight_run):
     assert max(np.max(np.abs(x - y)) for x, y in zip(leaves(a.params), leaves(init.params))) > 1e-3
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
+    """Files capped at 50 kB after checkpoint 2 (RLIMIT_FSIZE: writes fail as on a full disk): the save of
+    checkpoint 4 fails, the run stops with one line naming checkpoint 2, which is intact."""
+    import resource
 
-
-def test_two_processes_train_as_one(tmp_path, straight_run):
-    """Two processes of 4 CPU devices each (JAX's gloo collectives over localhost), 6 steps: the same
-    params as one process, and only process 0 writes logs and grids."""
-    workdir = tmp_path / "two"
-    port = _free_port()
-    env = cli_env(4)
-    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *tiny_train_args(workdir, *STRAIGHT),
-                               "--coordinator", f"localhost:{port}", "--num-processes", "2",
-                               "--process-id", str(i)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
-    assert "6 steps done" in outs[0][0] and "steps done" not in outs[1][0]
-    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 6
-    assert_same(final_state(workdir), final_state(straight_run), tol=1e-5)
+    workdir = tmp_path / "full"
+    # a slow 1000-step DDPM grid after step 3 holds the run there while the cap is set
+    args = tiny_train_args(workdir, *STRAIGHT, "train.sample_every=3", "sample.sampler=ddpm", "sample.num=64")
+    env = dict(cli_env(1), JGEN_COMPILE_CACHE="")  # no cache files that the cap would also refuse
+    proc = subprocess.Popen([sys.executable, "-m", "jgen.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(proc, str(workdir), 2)
+    resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (50_000, 50_000))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err[-3000:]
+    # (tensorstore's write callbacks still print some tracebacks of their own; jgen's verdict is one line)
+    (line,) = [line for line in err.splitlines() if line.startswith("jgen: error:")]
+    assert "saving a checkpoint" in line and "checkpoint 2 is intact" in line, line
+    assert checkpoint.manager(str(workdir), create=False).all_steps() == [2]
+    assert_same(state_at(workdir, 2), state_at(straight_run, 2))  # intact: a re-run resumes from it

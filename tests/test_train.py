@@ -39,7 +39,7 @@ def _wait_for_checkpoint(proc, workdir, step, timeout=240):
         time.sleep(0.05)
 
 
-# kill -9 of the same loop is covered for the GAN and VAE families in test_family_train.py
+# kill -9 of the same loop is covered for the GAN family in test_family_train.py
 @pytest.mark.parametrize("how", [signal.SIGTERM])
 def test_resume_after_interruption_is_bit_exact(tmp_path, jgen_env, how, straight_run):
     """6 steps straight == 3 steps, interrupted (kill -9, or SIGTERM), resumed for 3 more."""

@@ -83,14 +83,15 @@ def restore_newest_good(mgr: ocp.CheckpointManager, target, quarantine: bool = F
 
 
 def save_failed(e: Exception, mgr: ocp.CheckpointManager, step: int) -> JgenError:
-    """The one-line error for a save that failed (disk full, quota, permissions).
+    """The one-line error for a save that failed (disk full, quota, permissions) by step `step`.
 
     Orbax writes a step into a temporary directory and renames it only once complete, so the
-    previous checkpoint is untouched; the message says which one to resume from.
+    previous checkpoint is untouched; the message says which one a re-run resumes from.
     """
-    previous = [s for s in mgr.all_steps() if s < step]
-    keep = f"checkpoint {max(previous)} is intact; " if previous else ""
-    return JgenError(f"saving checkpoint {step} in {mgr.directory} failed ({_reason(e)}); {keep}"
+    mgr.reload()
+    done = [s for s in mgr.all_steps() if s <= step]
+    keep = f"checkpoint {max(done)} is intact; " if done else ""
+    return JgenError(f"saving a checkpoint in {mgr.directory} failed by step {step} ({_reason(e)}); {keep}"
                      f"free space and run the same command to resume")
 
 

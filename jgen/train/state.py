@@ -105,16 +105,19 @@ def accumulated_grad(loss_fn, params, inputs, steps: int):
 def skip_nonfinite(train_step):
     """Wraps train_step(state, batch) -> (state, metrics) so a non-finite step changes nothing but the step.
 
-    When any metric (losses, gradient norms) or any updated parameter is NaN or inf, the previous
-    params, optimiser state, EMA and model state are kept; the step counter still advances, so the
-    data stream and the per-step randomness move on, and a resumed run stays on the same trajectory.
-    metrics['skipped'] is 1.0 for such a step; the loop counts them.
+    Every family reports its losses and gradient norms in `metrics`; a NaN or inf in any of them
+    (the global norm is non-finite when any gradient entry is) keeps the previous params, optimiser
+    state, EMA and model state. The step counter still advances, so the data stream and the per-step
+    randomness move on, and a resumed run stays on the same trajectory. metrics['skipped'] is 1.0
+    for such a step; the loop counts them. (Checking the scalars, not every parameter, keeps the
+    compile time of the step as it was: a select over each leaf made XLA:CPU take 5x longer.)
     """
     def step(state, batch):
         new, metrics = train_step(state, batch)
-        checks = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((metrics, new.params))]
-        finite = jnp.all(jnp.stack(checks))
-        kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state).replace(step=new.step)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
+        kept = jax.lax.cond(finite, lambda: new, lambda: new.replace(
+            params=state.params, opt_state=state.opt_state, ema_params=state.ema_params,
+            model_state=state.model_state))
         return kept, dict(metrics, skipped=1.0 - finite.astype(jnp.float32))
 
     return step
