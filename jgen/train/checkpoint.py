@@ -4,7 +4,6 @@ A checkpoint is only ever read back into the structure `init` builds for the run
 checkpoint from another model or a damaged directory is a clear error, never a silent mix.
 """
 
-import logging
 import os
 import shutil
 
@@ -57,9 +56,9 @@ def restore_newest_good(mgr: ocp.CheckpointManager, target, quarantine: bool = F
 
     A crash or a full disk can leave the newest checkpoint truncated. Falling back to the previous
     one loses only the steps between the two. With `quarantine` (the trainer, which will write those
-    steps again) a damaged step directory is moved to checkpoints.damaged/ rather than deleted, so
-    nothing is lost. When no checkpoint restores (e.g. all were written by another model), the error
-    names the newest.
+    steps again) the damaged step directories are moved to checkpoints.damaged/ rather than deleted,
+    once an older one has restored: when none restores (e.g. all were written by another model),
+    nothing is moved and the error names the newest.
     """
     steps = sorted(mgr.all_steps(), reverse=True)
     if not steps:
@@ -70,15 +69,14 @@ def restore_newest_good(mgr: ocp.CheckpointManager, target, quarantine: bool = F
         except JgenError as e:
             if i == len(steps) - 1:
                 raise JgenError(str(e) if i == 0 else f"no checkpoint in {mgr.directory} restores; newest: {e}")
-            logging.warning("checkpoint %d is damaged or unreadable (%s); falling back to checkpoint %d",
-                            step, str(e).rsplit(": ", 1)[-1], steps[i + 1])
             print(f"jgen: warning: checkpoint {step} cannot be restored; using checkpoint {steps[i + 1]}")
-            if quarantine:
-                damaged = os.path.join(os.path.dirname(str(mgr.directory)), "checkpoints.damaged")
-                os.makedirs(damaged, exist_ok=True)
-                shutil.move(os.path.join(str(mgr.directory), str(step)), os.path.join(damaged, str(step)))
-                mgr.reload()
             continue
+        if quarantine and i and jax.process_index() == 0:
+            damaged = os.path.join(os.path.dirname(str(mgr.directory)), "checkpoints.damaged")
+            os.makedirs(damaged, exist_ok=True)
+            for bad in steps[:i]:
+                shutil.move(os.path.join(str(mgr.directory), str(bad)), os.path.join(damaged, str(bad)))
+            mgr.reload()
         return state
 
 

@@ -15,11 +15,11 @@ from tqdm import tqdm
 from jgen.config import save_config
 from jgen.data.pipeline import global_batches
 from jgen.data.sources import open_source
+from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
 from jgen.families import get_family
 from jgen.images import save_grid
 from jgen.train import checkpoint
-from jgen.errors import JgenError
 from jgen.train.logging import MetricsWriter
 from jgen.train.parallel import batch_sharding, check_batch, gather, make_mesh, replicated
 from jgen.train.state import skip_nonfinite
