@@ -20,6 +20,8 @@ def get_config():
     c.diffusion = dict(timesteps=1000, schedule="cosine", beta_start=1e-4, beta_end=0.02, prediction="v")
     c.optim = dict(lr=1e-3, warmup_steps=100, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=1.0, ema_decay=0.995)
+    # compute_dtype: float32 | bfloat16 (activations; params stay float32); grad_accum: micro-batches per
+    # step; max_nonfinite: NaN/inf steps in a row (each skipped) before the run stops
     c.train = dict(steps=2000, batch_size=16, log_every=50, sample_every=0,
                    ckpt_every=500, keep_checkpoints=2,
                    compute_dtype="float32", grad_accum=1, max_nonfinite=10)
