@@ -81,6 +81,7 @@ def main():
     torch_rates = {}
     for side, matmul in ((32, False), (32, True), (64, True)):
         inception._matmul_convs = lambda: matmul  # False: XLA's own convolutions, the path GPUs take
+        jax.clear_caches()  # else the next row reuses the program traced under the previous choice
         images = rng.integers(0, 256, size=(args.inception_images, side, side, 3), dtype=np.uint8)
         rate, compile_s = jgen_rate(inc, images, mesh)
         how = "im2col matmul convs" if matmul else "XLA convs"
