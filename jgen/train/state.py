@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jgen.errors import JgenError
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -64,7 +66,6 @@ def compute_dtype(config):
     """The activation/matmul dtype of config.train.compute_dtype; params, optimiser and loss stay float32."""
     name = config.train.get("compute_dtype", "float32")
     if name not in ("float32", "bfloat16"):
-        from jgen.errors import JgenError
         raise JgenError(f"unknown train.compute_dtype '{name}' (float32 | bfloat16)")
     return jnp.dtype(name)
 
