@@ -24,7 +24,6 @@ def make_model(config) -> UNet:
 
 def init(config, rng) -> TrainState:
     """Fresh parameters, optimiser state and EMA (= params) for config.model."""
-    compute_dtype(config)  # reject a bad train.compute_dtype before anything is written
     init_key, run_key = jax.random.split(rng)
     size, channels = config.data.image_size, config.data.channels
     params = make_model(config).init(init_key, jnp.zeros((1, size, size, channels)), jnp.zeros((1,)))["params"]

@@ -48,7 +48,6 @@ def _apply(module, params, stats, x, train: bool, dtype=jnp.float32):
 def init(config, rng) -> TrainState:
     if config.model.upsample not in ("subpixel", "transpose"):
         raise JgenError(f"unknown model.upsample '{config.model.upsample}' (subpixel | transpose)")
-    compute_dtype(config)  # reject a bad train.compute_dtype before anything is written
     if config.train.get("grad_accum", 1) != 1:
         raise JgenError("train.grad_accum applies to the diffusion and VAE families: a GAN step alternates "
                         "critic and generator updates with BatchNorm, which micro-batches would change")

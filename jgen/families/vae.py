@@ -84,7 +84,6 @@ def capacity(v, step):
 
 
 def init(config, rng) -> TrainState:
-    compute_dtype(config)  # reject a bad train.compute_dtype before anything is written
     if config.train.get("grad_accum", 1) > 1 and config.vae.objective == "capacity":
         raise JgenError("train.grad_accum > 1 needs vae.objective=beta: the capacity loss |KL - C| is "
                         "not an average over images, so micro-batches would change it")

@@ -22,7 +22,7 @@ from jgen.images import save_grid
 from jgen.train import checkpoint
 from jgen.train.logging import MetricsWriter
 from jgen.train.parallel import batch_sharding, check_batch, gather, make_mesh, replicated
-from jgen.train.state import skip_nonfinite
+from jgen.train.state import compute_dtype, skip_nonfinite
 
 
 def make_sampler(config, family, num: int, mesh, ema: bool = True):
@@ -101,6 +101,7 @@ def train(config, workdir: str) -> str:
     # Check the config (by tracing init) and open the data before anything is written, so bad input
     # leaves no half-made workdir.
     jax.eval_shape(partial(family.init, config), jax.random.PRNGKey(config.seed))
+    compute_dtype(config)
     source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
     eval_every = config.eval.every if "eval" in config else 0
     if eval_every and jax.process_count() > 1:
