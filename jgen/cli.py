@@ -9,6 +9,8 @@ from functools import partial
 
 from jgen.errors import JgenError
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout, where configs/ lives
+
 _OVERRIDES_HELP = """\
 Config overrides: any key of the config, dotted, as --set KEY=VALUE (repeatable) or --config.KEY=VALUE,
 for example --set train.steps=200 --config.optim.lr=1e-3 --set model.ch_mult="(1,2)".
@@ -60,6 +62,15 @@ def _quiet_library_errors() -> None:
         else default(t, v, tb)
 
 
+def _weights_args(p) -> None:
+    p.add_argument("--weights", metavar="PATH", help="instead of --workdir: pretrained DDPM weights in diffusers' "
+                   "UNet2DModel layout (a model directory with config.json, or a .safetensors/.bin file), "
+                   "e.g. google/ddpm-cifar10-32; outputs go to runs/pretrained-<name>/")
+    p.add_argument("--config", default=os.path.join(_ROOT, "configs", "ddpm_cifar10.py"), metavar="FILE",
+                   help="with --weights: the diffusion config for schedule, sampler and data (default "
+                   "configs/ddpm_cifar10.py)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jgen", description="Train and sample deep image generators (JAX/Flax).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -84,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid and an .npz",
                        description="Sample from the latest checkpoint of WORKDIR (EMA weights by default). "
                        "Writes a PNG grid to --out and the uint8 images [N, H, W, C] to the same path with .npz.")
-    s.add_argument("--workdir", required=True, metavar="DIR", help="a directory written by `jgen train`")
+    s.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
+    _weights_args(s)
     s.add_argument("--sampler", choices=["ddim", "ddpm"], help="diffusion: DDIM (few steps) or DDPM (all T steps)")
     s.add_argument("--steps", type=int, help="diffusion: DDIM steps (model calls); default from the run's config")
     s.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic, 1 DDPM-like")
@@ -135,7 +147,8 @@ def _parser() -> argparse.ArgumentParser:
                        "train-classifier`, and its numbers are named *_classifier, never FID. Reference features "
                        "are cached in ~/.cache/jgen/reference.", epilog=_EVAL_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("--workdir", required=True, metavar="DIR", help="a directory written by `jgen train`")
+    e.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
+    _weights_args(e)
     e.add_argument("--num", type=int, default=10000, help="generated images (default 10000; the reference "
                    "set is the first NUM of the split, or all of it if smaller)")
     e.add_argument("--metrics", default="fid,kid,is,pr", help="comma list of fid,kid,is,pr (default all)")
@@ -190,14 +203,26 @@ def _enable_compile_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", cache)
 
 
-def _open_run(workdir: str):
-    """(config, state, mesh) of the latest checkpoint of a run, for the commands that read one."""
+def _open_run(workdir: str, args=None):
+    """(config, state, mesh) of the latest checkpoint of a run, for the commands that read one, or of
+    pretrained weights (`--weights`, sample and eval): then args.workdir becomes runs/<weights name>,
+    where the outputs go by default."""
     from jgen.train.loop import restore_run
     from jgen.train.parallel import make_mesh
 
+    weights = getattr(args, "weights", None)
+    if bool(weights) == bool(workdir):
+        raise JgenError("give either --workdir DIR (a `jgen train` run) or --weights PATH (pretrained)")
     _enable_compile_cache()
     mesh = make_mesh()
-    config, state = restore_run(workdir, mesh)
+    if not weights:
+        config, state = restore_run(workdir, mesh)
+        return config, state, mesh
+    from jgen.config import load_config
+    from jgen.diffusion.pretrained import load_weights
+
+    config, state = load_weights(weights, load_config(args.config), mesh)
+    args.workdir = os.path.join("runs", "pretrained-" + os.path.splitext(os.path.basename(weights.rstrip("/")))[0])
     return config, state, mesh
 
 
@@ -224,7 +249,7 @@ def _sample(args) -> None:
 
     if args.num < 1:
         raise JgenError(f"--num must be positive, got {args.num}")
-    config, state, mesh = _open_run(args.workdir)
+    config, state, mesh = _open_run(args.workdir, args)
     given = [k for k in ("sampler", "steps", "eta", "variance") if getattr(args, k) is not None]
     if given and config.family != "diffusion":
         raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {config.family} run")
@@ -328,7 +353,7 @@ def _eval(args) -> None:
     names = E.parse_metrics(args.metrics)
     if args.num < 2 or args.batch < 1:
         raise JgenError(f"need --num >= 2 and --batch >= 1, got {args.num} and {args.batch}")
-    config, state, mesh = _open_run(args.workdir)
+    config, state, mesh = _open_run(args.workdir, args)
     spec = config.data.source
     extractor = E.make_extractor(args.extractor, config.data.image_size, config.data.channels, args.inception,
                                  args.classifier or E.default_classifier_dir(spec))

@@ -121,3 +121,26 @@ class VAEStep:
         _apply(loss, self.params, self.opt, self.sched, self.config.optim.grad_clip)
         self.count += 1
         return loss
+
+
+@torch.no_grad()
+def ddim_sample(unet, alphas_cumprod, shape, timesteps, prediction, clip=True):
+    """Deterministic DDIM (eta 0) over the ascending `timesteps` grid, as jgen.diffusion.samplers does it."""
+    abar = torch.as_tensor(alphas_cumprod, dtype=torch.float32)
+    x = torch.randn(shape)
+    ts = list(timesteps)[::-1]
+    for i, t in enumerate(ts):
+        a_t = abar[t]
+        a_prev = abar[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
+        out = unet(x, torch.full((shape[0],), t, dtype=torch.long))
+        if prediction == "eps":
+            x0, eps = (x - (1 - a_t).sqrt() * out) / a_t.sqrt(), out
+        elif prediction == "v":
+            x0, eps = a_t.sqrt() * x - (1 - a_t).sqrt() * out, (1 - a_t).sqrt() * x + a_t.sqrt() * out
+        else:
+            x0, eps = out, (x - a_t.sqrt() * out) / (1 - a_t).sqrt()
+        if clip:
+            x0 = x0.clamp(-1, 1)
+            eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x

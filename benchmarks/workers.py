@@ -1,0 +1,167 @@
+"""One measurement of benchmarks/run.py, alone in its process: one family, one framework, one variant.
+
+jgen runs the family's own jitted `train_step` (state donated, as the trainer does) and `sample`;
+PyTorch runs the twins (benchmarks/twins) with the same networks, losses and optimiser, eager or
+under torch.compile. Both train on one fixed random batch, so no input pipeline is timed.
+Prints one line `RESULT {json}`: train and sampling images/s (medians of timed windows after a
+warm-up), the first step's seconds (tracing and compiling included) and peak memory of the timed
+training steps: on CPU the resident high-water mark, restarted after the first step (so compiling
+is not counted), less the resident size before the model was built; on GPU the allocators' peaks.
+
+python -m benchmarks.workers --framework jgen --variant float32 --config ddpm_mnist5k --batch 16
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks.timing import timed  # noqa: E402
+from jgen.config import apply_overrides, load_config  # noqa: E402
+
+SAMPLE_STEPS = 50  # DDIM steps of the DDPM sampling figure
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def reset_peak():
+    """Restarts the kernel's resident high-water mark at the current size (Linux clear_refs 5)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_mib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024  # kB
+
+
+def first_and_timed(fn, arg, sync, repeats, inner, after_first=lambda: None):
+    """(seconds of the first call, median seconds per call afterwards)."""
+    t0 = time.perf_counter()
+    out = fn(arg)
+    sync(out)
+    first = time.perf_counter() - t0
+    after_first()
+    return first, timed(fn, arg, repeats=repeats, inner=inner, sync=sync)
+
+
+def jgen_worker(config, batch, variant, gpu, repeats):
+    import jax
+    from functools import partial
+
+    from jgen.families import diffusion, gan, vae
+
+    family = {"diffusion": diffusion, "gan": gan, "vae": vae}[config.family]
+    if variant == "bfloat16":
+        config = apply_overrides(config, ["train.compute_dtype=bfloat16"])
+    s, c = config.data.image_size, config.data.channels
+    images = {"image": jax.random.uniform(jax.random.PRNGKey(1), (batch, s, s, c), minval=-1.0, maxval=1.0)}
+    state = jax.block_until_ready(jax.jit(partial(family.init, config))(jax.random.PRNGKey(0)))
+    base = rss_mib()
+    step = jax.jit(partial(family.train_step, config), donate_argnums=0)
+    holder = [state]
+
+    def train(_):
+        holder[0], metrics = step(holder[0], images)
+        return metrics
+
+    first, per_step = first_and_timed(train, None, jax.block_until_ready, repeats, 5, reset_peak)
+    peak = peak_rss_mib() - base
+    sample = jax.jit(partial(family.sample, config, num=batch))
+    _, per_sample = first_and_timed(lambda k: sample(holder[0], k), jax.random.PRNGKey(2),
+                                    jax.block_until_ready, max(repeats // 2, 2), 1)
+    if gpu:
+        peak = jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2 ** 20
+    return dict(first_step_s=first, train_img_s=batch / per_step, sample_img_s=batch / per_sample, peak_mib=peak,
+                device=jax.devices()[0].device_kind)
+
+
+def torch_worker(config, batch, variant, gpu, repeats):
+    import numpy as np
+    import torch
+
+    from benchmarks.twins import dcgan_torch, steps, unet_torch, vae_torch
+    from jgen.diffusion.samplers import ddim_timesteps
+    from jgen.diffusion.schedules import cosine_betas, linear_betas
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count())
+    dev = torch.device("cuda" if gpu else "cpu")
+    torch.set_default_device(dev)
+    wrap = torch.compile if variant == "compile" else (lambda m: m)
+    s, c, m = config.data.image_size, config.data.channels, config.model
+    x = torch.rand(batch, c, s, s) * 2 - 1
+    if config.family == "diffusion":
+        net = unet_torch.init_like_jgen(unet_torch.TorchUNet(
+            c, s, m.ch, tuple(m.ch_mult), m.num_res_blocks, tuple(m.attn_resolutions), m.dropout, m.num_groups))
+        d = config.diffusion
+        betas = (linear_betas(d.timesteps, d.beta_start, d.beta_end) if d.schedule == "linear"
+                 else cosine_betas(d.timesteps))
+        abar = np.cumprod(1 - betas)
+        step = steps.DDPMStep(net, config, np.sqrt(abar), np.sqrt(1 - abar))
+        step.unet = wrap(net)
+        grid = ddim_timesteps(d.timesteps, SAMPLE_STEPS)
+
+        def sample(_):
+            return steps.ddim_sample(step.unet, abar, (batch, c, s, s), grid, d.prediction)
+    elif config.family == "gan":
+        gen, disc = dcgan_torch.TorchGenerator(s, c, m.latent_dim, m.ngf), dcgan_torch.TorchDiscriminator(s, c, m.ndf)
+        step = steps.DCGANStep(gen, disc, config)
+        step.gen, step.disc = wrap(gen), wrap(disc)
+
+        def sample(_):
+            with torch.no_grad():
+                step.gen.eval()
+                out = step.gen(torch.randn(batch, m.latent_dim))
+                step.gen.train()
+                return out
+    else:
+        enc, dec = vae_torch.TorchEncoder(s, c, m.latent_dim), vae_torch.TorchDecoder(s, c, m.latent_dim)
+        step = steps.VAEStep(enc, dec, config)
+        step.encoder, step.decoder = wrap(enc), wrap(dec)
+
+        def sample(_):
+            with torch.no_grad():
+                return torch.sigmoid(step.decoder(torch.randn(batch, m.latent_dim)))
+    base = rss_mib()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+
+    def sync(out):
+        if gpu:
+            torch.cuda.synchronize()
+        return out
+
+    first, per_step = first_and_timed(lambda _: step(x), None, sync, repeats, 5, reset_peak)
+    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if gpu else peak_rss_mib() - base
+    _, per_sample = first_and_timed(sample, None, sync, max(repeats // 2, 2), 1)
+    return dict(first_step_s=first, train_img_s=batch / per_step, sample_img_s=batch / per_sample, peak_mib=peak,
+                device=torch.cuda.get_device_name() if gpu else "cpu")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--framework", choices=("jgen", "torch"), required=True)
+    p.add_argument("--variant", required=True, help="jgen: float32 | bfloat16; torch: eager | compile")
+    p.add_argument("--config", required=True, help="a name in configs/")
+    p.add_argument("--set", action="append", default=[], help="config override")
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--gpu", action="store_true")
+    p.add_argument("--repeats", type=int, default=5)
+    a = p.parse_args()
+    config = apply_overrides(load_config(os.path.join(ROOT, "configs", a.config + ".py")),
+                             [f"sample.steps={SAMPLE_STEPS}", "sample.eta=0.0", "sample.sampler=ddim"] + a.set
+                             if a.config.startswith("ddpm") else a.set)
+    worker = jgen_worker if a.framework == "jgen" else torch_worker
+    result = worker(config, a.batch, a.variant, a.gpu, a.repeats)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
