@@ -69,6 +69,8 @@ def _weights_args(p) -> None:
     p.add_argument("--config", default=os.path.join(_ROOT, "configs", "ddpm_cifar10.py"), metavar="FILE",
                    help="with --weights: the diffusion config for schedule, sampler and data (default "
                    "configs/ddpm_cifar10.py)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --weights: override a key of --config (e.g. sample.sampler=ddpm, data.data_dir=DIR)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -216,12 +218,14 @@ def _open_run(workdir: str, args=None):
     _enable_compile_cache()
     mesh = make_mesh()
     if not weights:
+        if getattr(args, "set", None):
+            raise JgenError("--set applies with --weights; a run's own config is in WORKDIR/config.json")
         config, state = restore_run(workdir, mesh)
         return config, state, mesh
-    from jgen.config import load_config
+    from jgen.config import apply_overrides, load_config
     from jgen.diffusion.pretrained import load_weights
 
-    config, state = load_weights(weights, load_config(args.config), mesh)
+    config, state = load_weights(weights, apply_overrides(load_config(args.config), args.set), mesh)
     args.workdir = os.path.join("runs", "pretrained-" + os.path.splitext(os.path.basename(weights.rstrip("/")))[0])
     return config, state, mesh
 
