@@ -9,7 +9,8 @@ import pytest
 
 from conftest import random_variables, rel_err
 from jgen.families.gan import gradient_penalty
-from jgen.nn.dcgan import Discriminator, Generator, conv_transpose_reference, conv_transpose_subpixel, layout
+from jgen.nn.dcgan import (Discriminator, Generator, conv_down, conv_transpose_reference, conv_transpose_subpixel,
+                            layout)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 6, 3), (3, 4, 4, 16), (1, 7, 7, 2)])
@@ -23,6 +24,26 @@ def test_subpixel_equals_conv_transpose_with_gradients(shape):
     grads = [jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) * g), argnums=(0, 1)))(x, w)
              for f in (conv_transpose_subpixel, conv_transpose_reference)]
     assert rel_err(grads[0][0], grads[1][0]) < 1e-5 and rel_err(grads[0][1], grads[1][1]) < 1e-5
+
+
+@pytest.mark.parametrize("cin", [3, 6])
+def test_strided_conv_gradients_equal_float64_loops(cin):
+    """conv_down: 4x4 stride-2 padding-1 convolution whose input gradient is computed in sub-pixel form."""
+    rng = np.random.default_rng(cin)
+    x, w, dy = rng.normal(size=(2, 8, 6, cin)), rng.normal(size=(4, 4, cin, 5)), rng.normal(size=(2, 4, 3, 5))
+    y, vjp = jax.vjp(conv_down, jnp.float32(x), jnp.float32(w))
+    dx, dw = vjp(jnp.float32(dy))
+    ref_y, ref_dx, ref_dw = np.zeros((2, 4, 3, 5)), np.zeros_like(x), np.zeros_like(w)
+    for i in range(4):
+        for j in range(3):
+            for kh in range(4):
+                for kw in range(4):
+                    r, c = 2 * i + kh - 1, 2 * j + kw - 1  # output (i, j) reads input (2i + kh - 1, 2j + kw - 1)
+                    if 0 <= r < 8 and 0 <= c < 6:
+                        ref_y[:, i, j] += x[:, r, c] @ w[kh, kw]
+                        ref_dx[:, r, c] += dy[:, i, j] @ w[kh, kw].T
+                        ref_dw[kh, kw] += x[:, r, c].T @ dy[:, i, j]
+    assert rel_err(y, ref_y) < 1e-5 and rel_err(dx, ref_dx) < 1e-5 and rel_err(dw, ref_dw) < 1e-5
 
 
 def test_conv_transpose_reference_is_pytorchs_scatter_rule():

@@ -9,7 +9,7 @@ after three), so every convolution halves the side exactly. ReLU throughout.
 
 import flax.linen as nn
 
-from jgen.nn.dcgan import ConvTranspose4x4, layout
+from jgen.nn.dcgan import Conv4x4Down, ConvTranspose4x4, layout
 
 CHANNELS = (32, 32, 64, 64)
 
@@ -25,7 +25,7 @@ class Encoder(nn.Module):
         _, k = layout(self.size)
         h = x
         for i, c in enumerate(CHANNELS[-k:]):
-            h = nn.relu(nn.Conv(c, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), name=f"conv{i}")(h))
+            h = nn.relu(Conv4x4Down(c, name=f"conv{i}")(h))
         h = nn.relu(nn.Dense(self.hidden, name="hidden")(h.reshape(x.shape[0], -1)))
         stats = nn.Dense(2 * self.latent_dim, name="stats")(h)
         return stats[:, :self.latent_dim], stats[:, self.latent_dim:]

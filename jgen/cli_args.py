@@ -1,0 +1,162 @@
+"""The argument parser of the `jgen` command: every subcommand, its flags and help texts."""
+
+import argparse
+import os
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout, where configs/ lives
+
+_OVERRIDES_HELP = """\
+Config overrides: any key of the config, dotted, as --set KEY=VALUE (repeatable) or --config.KEY=VALUE,
+for example --set train.steps=200 --config.optim.lr=1e-3 --set model.ch_mult="(1,2)".
+Unknown keys and values of the wrong type are rejected with the key's name.
+Sections: data (source, image_size, channels, crop, random_flip), model, optim, train (steps,
+batch_size, log_every, sample_every, ckpt_every, keep_checkpoints, compute_dtype, grad_accum,
+max_nonfinite), sample (num, ...), eval (every, num, metrics, extractor), and the
+family's own: diffusion (timesteps, schedule, prediction) or gan (loss, n_critic, gp_weight).
+Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py or
+configs/dcgan_mnist5k.py."""
+
+
+_INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                  "pt_inception-2015-12-05-6726825d.pth")
+_EVAL_HELP = """\
+Offline (no Inception weights), e.g. on the default digits:
+  jgen train-classifier --data builtin:mnist5k:train --image-size 28 --channels 1
+  jgen eval --workdir runs/ddpm_mnist5k --num 4500 --extractor classifier
+With Inception weights:
+  jgen convert-inception pt_inception-2015-12-05-6726825d.pth
+  jgen eval --workdir runs/ddpm_cifar10 --num 50000 --metrics fid,is"""
+
+
+def _weights_args(p) -> None:
+    p.add_argument("--weights", metavar="PATH", help="instead of --workdir: pretrained DDPM weights in diffusers' "
+                   "UNet2DModel layout (a model directory with config.json, or a .safetensors/.bin file), "
+                   "e.g. google/ddpm-cifar10-32; outputs go to runs/pretrained-<name>/")
+    p.add_argument("--config", default=os.path.join(_ROOT, "configs", "ddpm_cifar10.py"), metavar="FILE",
+                   help="with --weights: the diffusion config for schedule, sampler and data (default "
+                   "configs/ddpm_cifar10.py)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --weights: override a key of --config (e.g. sample.sampler=ddpm, data.data_dir=DIR)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jgen", description="Train and sample deep image generators (JAX/Flax).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a config file (resumes if WORKDIR has checkpoints)",
+                       description="Train a model from a config file. Writes WORKDIR/checkpoints (Orbax), "
+                       "metrics.jsonl, tb/ (TensorBoard), samples/step_*.png and samples/final.png. "
+                       "Re-running the same command resumes from the latest checkpoint; Ctrl-C or SIGTERM "
+                       "saves a checkpoint and exits.", epilog=_OVERRIDES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--config", required=True, metavar="FILE", help="config file, e.g. configs/ddpm_mnist5k.py")
+    t.add_argument("--workdir", metavar="DIR", help="run directory (default: runs/<config name>)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    d = t.add_argument_group("multi-process (several hosts, or several processes on one)")
+    d.add_argument("--distributed", action="store_true", help="join a multi-process run that JAX detects "
+                   "(TPU pod slices, SLURM, Open MPI); no address needed")
+    d.add_argument("--coordinator", default="", metavar="HOST:PORT", help="address of process 0 "
+                   "(or $JAX_COORDINATOR_ADDRESS); with --num-processes and --process-id")
+    d.add_argument("--num-processes", type=int, default=0, metavar="N", help="(or $JGEN_NUM_PROCESSES)")
+    d.add_argument("--process-id", type=int, default=-1, metavar="I", help="0..N-1 (or $JGEN_PROCESS_ID)")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid and an .npz",
+                       description="Sample from the latest checkpoint of WORKDIR (EMA weights by default). "
+                       "Writes a PNG grid to --out and the uint8 images [N, H, W, C] to the same path with .npz.")
+    s.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
+    _weights_args(s)
+    s.add_argument("--sampler", choices=["ddim", "ddpm"], help="diffusion: DDIM (few steps) or DDPM (all T steps)")
+    s.add_argument("--steps", type=int, help="diffusion: DDIM steps (model calls); default from the run's config")
+    s.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic, 1 DDPM-like")
+    s.add_argument("--variance", choices=["small", "large"], help="diffusion: DDPM variance, posterior or beta_t")
+    s.add_argument("--num", type=int, default=64, help="number of images (default 64)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/sample.png)")
+    s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+
+    i = sub.add_parser("interpolate", help="a grid of spherical interpolations between random latents",
+                       description="Each row walks from one random latent to another along the great circle "
+                       "(slerp) and decodes every point: the generator for GANs, deterministic DDIM (eta 0) "
+                       "from the noise for diffusion. Writes a PNG grid of ROWS x COLS images.")
+    i.add_argument("--workdir", required=True, metavar="DIR", help="a directory written by `jgen train`")
+    i.add_argument("--rows", type=int, default=8, help="number of interpolations (default 8)")
+    i.add_argument("--cols", type=int, default=10, help="points per interpolation, ends included (default 10)")
+    i.add_argument("--seed", type=int, default=0, help="seed of the end points (default 0)")
+    i.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/interpolate.png)")
+    i.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+
+    def data_args(q, num):
+        q.add_argument("--workdir", required=True, metavar="DIR", help="a VAE run directory written by `jgen train`")
+        q.add_argument("--split", default=None, help="split of the run's data source, e.g. test (default: the run's)")
+        q.add_argument("--num", type=int, default=num, help=f"images taken from the start of the split (default {num})")
+        q.add_argument("--seed", type=int, default=0, help="seed of the posterior sample (default 0)")
+        q.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/<command>.png)")
+
+    r = sub.add_parser("reconstruct", help="VAE: dataset images beside their reconstructions, and the ELBO",
+                       description="Encodes the first NUM images of the split, decodes the posterior means and "
+                       "writes pairs (image, reconstruction) as a grid. Prints the ELBO of those images in nats "
+                       "per image and bits per dimension (one posterior sample per image).")
+    data_args(r, 32)
+    v = sub.add_parser("traverse", help="VAE: one row per latent, swept from -R to R around an encoded image",
+                       description="Encodes image INDEX of the split; row i sets latent i to COLS values from -R to "
+                       "R and keeps the others at the posterior mean. Rows are ordered by their KL over the "
+                       "first NUM images (most informative first), which the command prints.")
+    data_args(v, 256)
+    v.add_argument("--index", type=int, default=0, help="which image to encode (default 0)")
+    v.add_argument("--range", type=float, default=3.0, help="sweep from -R to R (default 3)")
+    v.add_argument("--cols", type=int, default=9, help="points per row (default 9)")
+
+    e = sub.add_parser("eval", help="FID, KID, Inception Score, precision/recall of a run's samples",
+                       description="Samples NUM images from the latest checkpoint, embeds them and up to NUM images "
+                       "of the reference split with one extractor, and writes a JSON report (default "
+                       "WORKDIR/eval/step_XXXXXXX.json). Generated images are rounded to uint8, as a PNG holds them, "
+                       "before the extractor sees them. --extractor inception uses the FID Inception-v3 (weights "
+                       "from `jgen convert-inception`); --extractor classifier uses a classifier from `jgen "
+                       "train-classifier`, and its numbers are named *_classifier, never FID. Reference features "
+                       "are cached in ~/.cache/jgen/reference.", epilog=_EVAL_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
+    _weights_args(e)
+    e.add_argument("--num", type=int, default=10000, help="generated images (default 10000; the reference "
+                   "set is the first NUM of the split, or all of it if smaller)")
+    e.add_argument("--metrics", default="fid,kid,is,pr", help="comma list of fid,kid,is,pr (default all)")
+    e.add_argument("--extractor", choices=["inception", "classifier"], default="inception",
+                   help="feature extractor (default inception)")
+    e.add_argument("--inception", default="", metavar="NPZ", help="converted Inception weights (default "
+                   "$JGEN_INCEPTION or ~/.cache/jgen/inception-2015-12-05.npz)")
+    e.add_argument("--classifier", default="", metavar="DIR", help="`jgen train-classifier` output (default "
+                   "runs/classifier_<dataset>)")
+    e.add_argument("--split", default="test", help="reference split of the run's builtin:/tfds: source (default "
+                   "test); a folder source is its own reference")
+    e.add_argument("--batch", type=int, default=250, help="images per sampling call (default 250)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    e.add_argument("--out", default=None, metavar="JSON", help="report path")
+    e.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    e.add_argument("--cache-dir", default="", metavar="DIR", help="reference-feature cache (default "
+                   "~/.cache/jgen/reference)")
+    e.add_argument("--real", default="", metavar="SPLIT", help="score the first NUM images of this split of the "
+                   "run's dataset instead of samples: the floor the metric can reach (e.g. --real train)")
+
+    c = sub.add_parser("train-classifier", help="train the offline feature extractor for `eval --extractor classifier`",
+                       description="Trains a small CNN on the labels of a dataset and writes OUT/classifier.msgpack "
+                       "and OUT/classifier.json (with its test accuracy). Its 128-d penultimate features stand in "
+                       "for Inception's where those weights are absent or do not fit the data (28x28 digits).")
+    c.add_argument("--data", default="builtin:mnist5k:train", help="labelled source (default builtin:mnist5k:train)")
+    c.add_argument("--image-size", type=int, default=28, help="side the images are resized to (default 28); "
+                   "must equal the generator's")
+    c.add_argument("--channels", type=int, default=1, help="1 or 3 (default 1)")
+    c.add_argument("--steps", type=int, default=1500, help="Adam steps (default 1500)")
+    c.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    c.add_argument("--test-split", default="test", help="split the accuracy is measured on (default test)")
+    c.add_argument("--data-dir", default="", help="TFDS data_dir (default TFDS's)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/classifier_<dataset>)")
+
+    k = sub.add_parser("convert-inception", help="pytorch-fid's Inception .pth -> a torch-free .npz for `eval`",
+                       description=f"Reads pytorch-fid's pt_inception-2015-12-05-6726825d.pth (download it on a "
+                       f"connected machine from {_INCEPTION_URL}) with PyTorch and writes its arrays to an .npz "
+                       "that `jgen eval` reads without PyTorch.")
+    k.add_argument("src", metavar="PTH", help="pt_inception-2015-12-05-6726825d.pth")
+    k.add_argument("dst", nargs="?", default="~/.cache/jgen/inception-2015-12-05.npz", metavar="NPZ",
+                   help="output (default ~/.cache/jgen/inception-2015-12-05.npz, where `eval` looks)")
+    return p
