@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 # XLA:CPU hands single dots and convolutions to the YNNPACK library by default; its own (Eigen)
 # kernels run jgen's training steps faster on CPU: on 2 cores the mnist5k U-Net step takes 106 ms
-# against 127, the beta-VAE step 55 ms against 65 (benchmarks/results/cpu2-2026-11-27.md). The flag
+# against 127, the beta-VAE step 55 ms against 65 (benchmarks/results/cpu2-perf-2026-11-27.md). The flag
 # is read when the first backend starts, so it must be in XLA_FLAGS before then; it changes nothing
 # on GPUs or TPUs, and a user's own choice of the option wins.
 _YNN = "--xla_cpu_experimental_ynn_fusion_type"

@@ -8,6 +8,7 @@ leaves them out and torch draws its own.
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -52,7 +53,7 @@ class DDPMStep:
         self.params = list(unet.parameters())
         self.opt, self.sched = make_optimizer(self.params, config.optim)
         self.ema = EMA(unet, config.optim.ema_decay)
-        self.sqrt_ab, self.sqrt_1mab = torch.as_tensor(sqrt_ab).float(), torch.as_tensor(sqrt_1mab).float()
+        self.sqrt_ab, self.sqrt_1mab = (torch.tensor(np.array(a), dtype=torch.float32) for a in (sqrt_ab, sqrt_1mab))
 
     def __call__(self, x0, t=None, noise=None):
         if t is None:
