@@ -36,31 +36,17 @@ def jgen_step(config, batch):
 
 
 def torch_step(config, batch):
-    """The same step in PyTorch eager: pytorch/examples' DCGAN loop on the twin networks."""
+    """The same step in PyTorch eager: the twins' DCGAN step (pytorch/examples' loop plus jgen's EMA)."""
     import torch
 
     from benchmarks.twins.dcgan_torch import TorchDiscriminator, TorchGenerator
+    from benchmarks.twins.steps import DCGANStep
 
     torch.manual_seed(0)
     m, s, c = config.model, config.data.image_size, config.data.channels
-    gen, disc = TorchGenerator(s, c, m.latent_dim, m.ngf), TorchDiscriminator(s, c, m.ndf)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    step = DCGANStep(TorchGenerator(s, c, m.latent_dim, m.ngf), TorchDiscriminator(s, c, m.ndf), config)
     real = torch.rand(batch, c, s, s) * 2 - 1
-    ones, zeros = torch.ones(batch), torch.zeros(batch)
-    bce = torch.nn.BCEWithLogitsLoss()
-
-    def run(_):
-        fake = gen(torch.randn(batch, m.latent_dim))
-        opt_d.zero_grad()
-        (bce(disc(real), ones) + bce(disc(fake.detach()), zeros)).backward()
-        opt_d.step()
-        opt_g.zero_grad()
-        loss = bce(disc(fake), ones)
-        loss.backward()
-        opt_g.step()
-        return loss
-    return run, None
+    return (lambda _: step(real)), None
 
 
 def main():
