@@ -1,5 +1,6 @@
-"""`jgen train | sample | interpolate | reconstruct | traverse | eval | train-classifier | convert-inception`:
-parse, load the config, dispatch. Errors a user can cause print one line, exit 2."""
+"""`jgen train | sample | inpaint | superres | edit | export | interpolate | reconstruct | traverse | eval |
+train-classifier | convert-inception`: parse, load the config, dispatch. Errors a user can cause print
+one line, exit 2."""
 
 import logging
 import os
@@ -101,12 +102,94 @@ def _sample(args) -> None:
         raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {config.family} run")
     overrides = [f"sample.{k}={getattr(args, k)}" for k in given]
     config = apply_overrides(config, overrides)
-    sampler = make_sampler(config, get_family(config.family), args.num, mesh, ema=not args.no_ema)
+    kw = _class_args(config, args)
+    if "labels" in kw:
+        kw["labels"] = np.full(args.num, kw["labels"])
+    sampler = make_sampler(config, get_family(config.family), args.num, mesh, ema=not args.no_ema, **kw)
     images = sampler(state, jax.random.PRNGKey(args.seed))
     out = args.out or os.path.join(args.workdir, "samples", "sample.png")
     uint8 = save_grid(jax.device_get(images), out)
     np.savez_compressed(os.path.splitext(out)[0] + ".npz", images=uint8)
     print(f"jgen: {args.num} samples from step {int(state.step)} -> {out} (+ .npz)")
+
+
+def _class_args(config, args) -> dict:
+    """--label / --guidance, checked against the run: {} or {'labels': int, 'guidance': float}."""
+    from jgen.families import diffusion
+
+    cond = config.family == "diffusion" and diffusion.conditioning(config)[0] == "class"
+    if (args.label is not None or args.guidance is not None) and not cond:
+        raise JgenError("--label and --guidance need a class-conditional run (condition.kind=class, e.g. "
+                        "configs/ddpm_mnist5k_cfg.py)")
+    if args.label is not None and not 0 <= args.label < config.condition.num_classes:
+        raise JgenError(f"--label must be in [0, {config.condition.num_classes}), got {args.label}")
+    kw = {} if args.label is None else {"labels": args.label}
+    return kw if args.guidance is None else dict(kw, guidance=args.guidance)
+
+
+def _diffusion_run(args):
+    """(config, state) of a diffusion run for inpaint / superres / edit, with --sampler/--steps/--eta applied."""
+    from jgen.config import apply_overrides
+
+    if args.num < 1:
+        raise JgenError(f"--num must be positive, got {args.num}")
+    config, state, _ = _open_run(args.workdir, args)
+    if config.family != "diffusion":
+        raise JgenError(f"`jgen {args.command}` needs a diffusion run; {args.workdir} is a {config.family} run")
+    given = [k for k in ("sampler", "steps", "eta") if getattr(args, k) is not None]
+    return apply_overrides(config, [f"sample.{k}={getattr(args, k)}" for k in given]), state
+
+
+def _guided(args) -> None:
+    """inpaint, superres, edit: one input image, --num results (a grid when more than one)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jgen import apply
+    from jgen.images import save_grid
+
+    config, state = _diffusion_run(args)
+    size, channels = config.data.image_size, config.data.channels
+    kw = _class_args(config, args)
+    labels = jnp.full((args.num,), kw["labels"]) if "labels" in kw else None
+    key, ema = jax.random.PRNGKey(args.seed), not args.no_ema
+    if args.command == "superres":
+        if args.scale < 1 or size % args.scale:
+            raise JgenError(f"--scale must divide the model's size {size}, got {args.scale}")
+        low = np.repeat(apply.read_image(args.image, size // args.scale, channels, resize=False), args.num, 0)
+        fn = jax.jit(lambda s, low, y, k: apply.superres(config, s, low, args.scale, k, y, kw.get("guidance"), ema))
+        out = fn(state, low, labels, key)
+    else:
+        x = np.repeat(apply.read_image(args.image, size, channels), args.num, 0)
+        if args.command == "inpaint":
+            if bool(args.mask) == bool(args.mask_kind):
+                raise JgenError("give either --mask PNG (white = fill) or --mask-kind box|half|strokes")
+            keep = apply.read_mask(args.mask, size) if args.mask else apply.make_mask(args.mask_kind, size, args.seed)
+            fn = jax.jit(lambda s, x, m, y, k: apply.inpaint(config, s, x, m, k, args.jump, args.resample, y,
+                                                              kw.get("guidance"), ema))
+            out = fn(state, x, np.repeat(keep, args.num, 0), labels, key)
+        else:
+            fn = jax.jit(lambda s, x, y, k: apply.edit(config, s, x, args.strength, k, y, kw.get("guidance"), ema))
+            out = fn(state, x, labels, key)
+    path = args.out or os.path.join(args.workdir, "samples", f"{args.command}.png")
+    save_grid(jax.device_get(out), path, cols=1 if args.num == 1 else 0)
+    print(f"jgen: {args.command} of {args.image}, {args.num} result(s) from step {int(state.step)} -> {path}")
+
+
+def _export(args) -> None:
+    from tqdm import tqdm
+
+    from jgen import apply
+    from jgen.families import get_family
+
+    if args.num < 1 or args.batch < 1:
+        raise JgenError(f"need --num >= 1 and --batch >= 1, got {args.num} and {args.batch}")
+    config, state, _ = _open_run(args.workdir, args)
+    with tqdm(total=args.num, desc="export", unit="img") as bar:
+        apply.export(config, get_family(config.family), state, args.num, args.out, args.batch, args.seed,
+                     args.label, not args.no_ema, progress=bar.update)
+    print(f"jgen: {args.num} samples from step {int(state.step)} -> {args.out} (read back as folder:{args.out})")
 
 
 def _interpolate(args) -> None:
@@ -265,6 +348,10 @@ def main(argv=None) -> int:
             raise JgenError(f"config overrides apply to `jgen train`; see `jgen {args.command} --help`")
         elif args.command == "sample":
             _sample(args)
+        elif args.command in ("inpaint", "superres", "edit"):
+            _guided(args)
+        elif args.command == "export":
+            _export(args)
         elif args.command == "interpolate":
             _interpolate(args)
         elif args.command == "reconstruct":

@@ -39,6 +39,13 @@ def _weights_args(p) -> None:
                    help="with --weights: override a key of --config (e.g. sample.sampler=ddpm, data.data_dir=DIR)")
 
 
+def _class_flags(p) -> None:
+    p.add_argument("--label", type=int, default=None, help="class-conditional runs: the class to draw (default: "
+                   "sample cycles over the classes; inpaint/superres/edit use the unconditional model)")
+    p.add_argument("--guidance", type=float, default=None, help="class-conditional runs: classifier-free guidance "
+                   "scale, 0 unconditional, 1 conditional, >1 stronger (default: the run's sample.guidance)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jgen", description="Train and sample deep image generators (JAX/Flax).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -73,6 +80,60 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/sample.png)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    _class_flags(s)
+
+    def guided(name, help_, description):
+        q = sub.add_parser(name, help=help_, description=description)
+        q.add_argument("--workdir", metavar="DIR", help="a diffusion run written by `jgen train`")
+        _weights_args(q)
+        q.add_argument("--image", required=True, metavar="PNG", help="input image (square; resized to the model's "
+                       "size, except for superres)")
+        q.add_argument("--num", type=int, default=1, help="results drawn for the one input (default 1; more "
+                       "give a grid)")
+        q.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+        q.add_argument("--out", default=None, metavar="PNG", help=f"output (default WORKDIR/samples/{name}.png)")
+        q.add_argument("--sampler", choices=["ddim", "ddpm"], help="default: the run's config (sample.sampler)")
+        q.add_argument("--steps", type=int, help="DDIM steps; default from the run's config")
+        q.add_argument("--eta", type=float, help="DDIM noise (stochastic samplers suit guidance best: eta 1)")
+        q.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+        _class_flags(q)
+        return q
+
+    q = guided("inpaint", "fill the white part of a mask with an unconditional DDPM (RePaint)",
+               "RePaint (Lugmayr et al. 2022): at every step the known pixels, noised to the current level, "
+               "are pasted into the sample; every JUMP steps the sampler climbs JUMP steps back up and "
+               "descends again, RESAMPLE times in all, which blends the filled region into the known one. "
+               "The known pixels of the output are exactly the input's. Costs about RESAMPLE times a sample.")
+    q.add_argument("--mask", metavar="PNG", help="mask image, white = fill, black = keep")
+    q.add_argument("--mask-kind", choices=["box", "half", "strokes"], help="a generated mask instead: centre box, "
+                   "right half, or random strokes (seeded by --seed)")
+    q.add_argument("--jump", type=int, default=10, help="RePaint jump length in sampler steps (default 10)")
+    q.add_argument("--resample", type=int, default=5, help="times each stretch is walked (default 5; 1 = no "
+                   "resampling)")
+    q = guided("superres", "upsample a low-resolution image (SR3 run, or ILVR with an unconditional run)",
+               "With a run trained on low-resolution inputs (condition.kind=lowres, e.g. configs/sr3_mnist5k.py) "
+               "this is SR3 (Saharia et al. 2021). With an unconditional run it is ILVR (Choi et al. 2021): after "
+               "every step the sample's SCALE x SCALE block means are replaced by the input's, noised to the "
+               "current level, so the output box-downsampled by SCALE is the input.")
+    q.add_argument("--scale", type=int, default=4, help="upsampling factor; the input must be (model size / "
+                   "SCALE) pixels square (default 4)")
+    q = guided("edit", "SDEdit: turn a rough image or stroke painting into one of the training domain",
+               "SDEdit (Meng et al. 2022): noise the input to STRENGTH (0: unchanged, 1: pure noise) and denoise "
+               "with the run's sampler. Low strength keeps the layout and colours, high strength the rough idea.")
+    q.add_argument("--strength", type=float, default=0.5, help="in [0, 1] (default 0.5)")
+
+    x = sub.add_parser("export", help="write N samples as an image folder (synthetic data for augmentation)",
+                       description="Samples NUM images into OUT as PNGs: OUT/<class>/NNNNNN.png for a "
+                       "class-conditional run (classes in turn, or only --label), OUT/NNNNNN.png otherwise. "
+                       "Train on them with data.source=folder:OUT, which labels subfolders by sorted name.")
+    x.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
+    _weights_args(x)
+    x.add_argument("--num", type=int, required=True, help="number of images")
+    x.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    x.add_argument("--batch", type=int, default=250, help="images per sampling call (default 250)")
+    x.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    x.add_argument("--label", type=int, default=None, help="class-conditional runs: only this class")
+    x.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
 
     i = sub.add_parser("interpolate", help="a grid of spherical interpolations between random latents",
                        description="Each row walks from one random latent to another along the great circle "

@@ -55,7 +55,7 @@ def test_ddim_trajectory_is_eq12(steps, eta):
         eps = eps_net_np(x, np.full(shape[0], t))
         x0 = (x - np.sqrt(1 - ABAR[t]) * eps) / np.sqrt(ABAR[t])
         sigma = eta * np.sqrt((1 - a_prev) / (1 - ABAR[t])) * np.sqrt(1 - ABAR[t] / a_prev)
-        z = np.asarray(jax.random.normal(jax.random.fold_in(key, int(t)), shape), np.float64)
+        z = np.asarray(jax.random.normal(jax.random.fold_in(key, len(ts) - 1 - i), shape), np.float64)  # i-th move
         x = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev - sigma ** 2) * eps + sigma * z
     np.testing.assert_allclose(out, x, atol=2e-3, rtol=1e-3)
 

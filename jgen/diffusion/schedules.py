@@ -6,6 +6,7 @@ gather from the tables, so the same code serves training, every sampler and guid
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -78,6 +79,18 @@ def _at(table, t, x):
 def q_sample(sched: Schedule, x0, t, noise):
     """x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)  (eq. 4)."""
     return _at(sched.sqrt_alphas_cumprod, t, x0) * x0 + _at(sched.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+
+
+def abar_at(sched: Schedule, level):
+    """alphas_cumprod at a scalar noise level, with level -1 (the clean image) giving 1."""
+    return jnp.where(level >= 0, sched.alphas_cumprod[jnp.maximum(level, 0)], 1.0)
+
+
+def q_jump(sched: Schedule, x, level, to_level, key):
+    """x at `level` -> a draw at the higher `to_level`: q(x_to | x_level) = N(sqrt(r) x, (1 - r) I),
+    r = abar_to / abar_level, the forward process run over several steps at once (RePaint's jump)."""
+    r = abar_at(sched, to_level) / abar_at(sched, level)
+    return jnp.sqrt(r) * x + jnp.sqrt(1.0 - r) * jax.random.normal(key, x.shape, x.dtype)
 
 
 def q_posterior(sched: Schedule, x0, xt, t):

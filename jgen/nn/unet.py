@@ -15,6 +15,10 @@ class UNet(nn.Module):
     Resolutions halve after every level but the last; attention runs at the spatial sizes listed in
     `attn_resolutions`. With ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attention at 16 this is
     the paper's 35.7M-parameter CIFAR-10 model.
+
+    num_classes > 0 makes it class-conditional: y [B] in [0, num_classes], where num_classes is the
+    null label of classifier-free guidance, adds a learned embedding to the timestep embedding.
+    Conditioning on an image (SR3) needs nothing here: the caller concatenates it to x's channels.
     """
     ch: int = 128
     ch_mult: Sequence[int] = (1, 2, 2, 2)
@@ -23,13 +27,16 @@ class UNet(nn.Module):
     dropout: float = 0.1
     num_groups: int = 32
     out_ch: int = 3
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, x, t, train: bool = False):
+    def __call__(self, x, t, y=None, train: bool = False):
         res_block = lambda out, name: ResnetBlock(out, self.num_groups, self.dropout, name=name)
         temb = timestep_embedding(t, self.ch).astype(x.dtype)  # compute in x's dtype (bfloat16 or float32)
         temb = nn.Dense(4 * self.ch, kernel_init=default_init(), name="temb_dense0")(temb)
         temb = nn.Dense(4 * self.ch, kernel_init=default_init(), name="temb_dense1")(nn.swish(temb))
+        if self.num_classes:
+            temb = temb + nn.Embed(self.num_classes + 1, 4 * self.ch, name="label_embed")(y).astype(temb.dtype)
 
         hs = [conv3x3(self.ch, name="conv_in")(x)]
         for level, mult in enumerate(self.ch_mult):

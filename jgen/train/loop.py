@@ -25,10 +25,11 @@ from jgen.train.parallel import batch_sharding, check_batch, gather, make_mesh, 
 from jgen.train.state import compute_dtype, skip_nonfinite
 
 
-def make_sampler(config, family, num: int, mesh, ema: bool = True):
-    """jit of (state, key) -> `num` images in [-1, 1], spread over the devices when `num` divides evenly."""
+def make_sampler(config, family, num: int, mesh, ema: bool = True, **kwargs):
+    """jit of (state, key) -> `num` images in [-1, 1], spread over the devices when `num` divides evenly.
+    kwargs go to family.sample (a class-conditional DDPM's labels and guidance)."""
     out = batch_sharding(mesh) if num % mesh.devices.size == 0 else replicated(mesh)
-    return jax.jit(partial(family.sample, config, num=num, ema=ema), out_shardings=out)
+    return jax.jit(partial(family.sample, config, num=num, ema=ema, **kwargs), out_shardings=out)
 
 
 def restore_latest(config, family, mesh, mgr, quarantine: bool = False):
@@ -103,6 +104,10 @@ def train(config, workdir: str) -> str:
     jax.eval_shape(partial(family.init, config), jax.random.PRNGKey(config.seed))
     compute_dtype(config)
     source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
+    cond = config.get("condition", None)
+    if cond is not None and cond.kind == "class" and cond.num_classes != source.num_classes:
+        raise JgenError(f"condition.num_classes is {cond.num_classes} but {config.data.source} has "
+                        f"{source.num_classes or 'no'} labelled classes")
     eval_every = config.eval.every if "eval" in config else 0
     if eval_every and jax.process_count() > 1:
         raise JgenError("eval.every runs in single-process training only; set eval.every=0 and run "
