@@ -60,8 +60,24 @@ def test_ilvr_output_downsampled_is_the_low_resolution_input():
     out = samplers.ddim_sample(SCHED, gaussian_model(SCHED), (8, 16, 16, 1), jax.random.PRNGKey(1), steps=50,
                                eta=1.0, clip=False, post=G.ilvr(SCHED, low, 4))
     np.testing.assert_allclose(np.asarray(G.downsample(out, 4)), np.asarray(low), atol=1e-5)
+    assert float(jnp.max(jnp.abs(out))) <= 1.0  # in range: the last step fits the means with clipping
     # within each 4x4 block the model still adds detail (the toy data is independent noise per pixel)
     assert float(jnp.std(out - G.upsample_nearest(low, 4))) > 0.1
+
+
+def test_match_block_means_fits_means_inside_the_range():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(0, 0.3, (3, 8, 8, 1)), jnp.float32)
+    low = jnp.asarray(rng.uniform(-0.9, 0.9, (3, 2, 2, 1)), jnp.float32)
+    low = low.at[0, 0, 0, 0].set(-1.0).at[1, 1, 1, 0].set(1.0)  # all-black and all-white blocks
+    out = np.asarray(G.match_block_means(x, low, 4))
+    assert out.min() >= -1.0 and out.max() <= 1.0
+    np.testing.assert_allclose(out.reshape(3, 2, 4, 2, 4, 1).mean(axis=(2, 4), dtype=np.float64), low, atol=2e-6)
+    # in blocks where no pixel is clipped, the shift is one constant: x's detail is kept
+    shift = (out - np.asarray(x)).reshape(3, 2, 4, 2, 4).transpose(0, 1, 3, 2, 4).reshape(12, 16)
+    inside = np.all(np.abs(out.reshape(3, 2, 4, 2, 4).transpose(0, 1, 3, 2, 4).reshape(12, 16)) < 1, axis=1)
+    assert inside.sum() >= 2
+    np.testing.assert_allclose(shift[inside], shift[inside][:, :1] + 0 * shift[inside], atol=1e-6)
 
 
 def test_downsample_is_block_means_and_low_pass_a_projection():

@@ -132,3 +132,35 @@ def test_precision_recall_equals_naive_reference():
 def test_precision_recall_of_a_set_with_itself_is_one():
     x = np.random.default_rng(9).normal(size=(30, 4))
     assert metrics.precision_recall(x, x.copy()) == (1.0, 1.0)
+
+
+def _ssim_by_windows(a, b, L=2.0):
+    """SSIM from its definition, one 11x11 window at a time (weighted moments), float64."""
+    g = np.exp(-0.5 * (np.arange(11) - 5.0) ** 2 / 1.5 ** 2)
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
+    vals = []
+    for i in range(a.shape[0] - 10):
+        for j in range(a.shape[1] - 10):
+            x, y = a[i:i + 11, j:j + 11], b[i:i + 11, j:j + 11]
+            mx, my = (w * x).sum(), (w * y).sum()
+            vx, vy = (w * (x - mx) ** 2).sum(), (w * (y - my) ** 2).sum()
+            cxy = (w * (x - mx) * (y - my)).sum()
+            vals.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+    return np.mean(vals)
+
+
+def test_ssim_and_psnr_match_their_definitions():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (3, 16, 14, 1))
+    b = np.clip(a + rng.normal(0, 0.3, a.shape), -1, 1)
+    got = metrics.ssim(a, b)
+    for n in range(3):
+        assert got[n] == pytest.approx(_ssim_by_windows(a[n, ..., 0], b[n, ..., 0]), rel=1e-9)
+    np.testing.assert_allclose(metrics.ssim(a, a), 1.0, rtol=1e-12)
+    mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
+    np.testing.assert_allclose(metrics.psnr(a, b), 10 * np.log10(4 / mse), rtol=1e-12)
+    mask = np.zeros(a.shape[:3] + (1,))
+    mask[:, :4] = 1
+    hole = np.mean((a - b)[:, :4] ** 2, axis=(1, 2, 3))
+    np.testing.assert_allclose(metrics.psnr(a, b, mask=mask), 10 * np.log10(4 / hole), rtol=1e-12)

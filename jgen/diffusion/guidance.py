@@ -106,14 +106,36 @@ def low_pass(x, factor: int):
     return upsample_nearest(downsample(x, factor), factor)
 
 
+def match_block_means(x, low, factor: int, iters: int = 40):
+    """clip(x + c, -1, 1) with one shift c per block, found by bisection, whose block means are `low`
+    (in [-1, 1]): the image keeps x's detail and is both in range and exactly consistent with `low`,
+    where plain clipping of x would move the means of blocks near black or white."""
+    up = lambda v: upsample_nearest(v, factor)
+    b, h, w, c = x.shape
+    blocks = x.reshape(b, h // factor, factor, w // factor, factor, c)
+    block_max, block_min = blocks.max(axis=(2, 4)), blocks.min(axis=(2, 4))
+    lo, hi = -1.0 - block_max, 1.0 - block_min  # all pixels at -1, all at +1
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = (lo + hi) / 2
+        below = downsample(jnp.clip(x + up(mid), -1.0, 1.0), factor) < low
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, iters, halve, (lo, hi))
+    return jnp.clip(x + up((lo + hi) / 2), -1.0, 1.0)
+
+
 def ilvr(sched: Schedule, low, factor: int):
     """Post-step constraint (ILVR, eq. 7 with phi = low_pass): replace the sample's block means with
-    those of the reference noised to the current level. After the last step the sample, downsampled,
-    is `low` up to rounding. low: [B, H/f, W/f, C]."""
+    those of the reference noised to the current level. The last step (level -1) uses
+    match_block_means, so the output is in [-1, 1] and, downsampled, is `low` to ~1e-6.
+    low: [B, H/f, W/f, C] in [-1, 1]."""
     reference = upsample_nearest(low, factor)
 
     def post(x, level, key):
-        return x - low_pass(x, factor) + low_pass(noised(sched, reference, level, key), factor)
+        x = x - low_pass(x, factor) + low_pass(noised(sched, reference, level, key), factor)
+        return jax.lax.cond(level < 0, lambda x: match_block_means(x, low, factor), lambda x: x, x)
     return post
 
 

@@ -1,7 +1,8 @@
-"""Sample-quality metrics on feature vectors: FID, KID, Inception Score, precision/recall.
+"""Sample-quality metrics on feature vectors: FID, KID, Inception Score, precision/recall; and the
+pixel metrics of restoration (inpainting, super-resolution): PSNR and SSIM.
 
-Everything here is float64 NumPy on [N, D] features (or [N, K] logits), so the numbers do not depend
-on the device or the sharding that produced the features.
+Everything here is float64 NumPy on [N, D] features (or [N, K] logits, or [N, H, W, C] images), so
+the numbers do not depend on the device or the sharding that produced them.
 """
 
 import numpy as np
@@ -123,3 +124,41 @@ def precision_recall(real, fake, k: int = 3, block: int = 1000):
     precision = _coverage(real, _knn_radii(real, k, block), fake, block)
     recall = _coverage(fake, _knn_radii(fake, k, block), real, block)
     return precision, recall
+
+
+def psnr(a, b, data_range: float = 2.0, mask=None):
+    """Peak signal-to-noise ratio in dB per image of [N, H, W, C] images (range 2 for [-1, 1]);
+    with mask [N, H, W, 1|C] (1 = counted), over the masked pixels only."""
+    d = np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    w = np.ones_like(d) if mask is None else np.broadcast_to(np.asarray(mask, np.float64), d.shape)
+    mse = (d * w).sum(axis=(1, 2, 3)) / w.sum(axis=(1, 2, 3))
+    return 10 * np.log10(data_range ** 2 / np.maximum(mse, 1e-20))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5):
+    g = np.exp(-0.5 * np.square(np.arange(size) - (size - 1) / 2) / sigma ** 2)
+    return g / g.sum()
+
+
+def _filter_valid(x, g):
+    """Separable correlation of [N, H, W, C] with the 1-D window g along H and W, 'valid' region."""
+    k = len(g)
+    x = sum(g[i] * x[:, i:x.shape[1] - k + 1 + i] for i in range(k))
+    return sum(g[i] * x[:, :, i:x.shape[2] - k + 1 + i] for i in range(k))
+
+
+def ssim(a, b, data_range: float = 2.0):
+    """Mean structural similarity per image (Wang et al. 2004): 11-tap Gaussian window, sigma 1.5,
+    K1 0.01, K2 0.03, over the window positions that fit (as the paper's reference code), channels
+    averaged. a, b: [N, H, W, C] with H, W >= 11."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if min(a.shape[1:3]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11, got {a.shape[1]}x{a.shape[2]}")
+    g = _gaussian_window()
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
+    var_a = _filter_valid(a * a, g) - mu_a ** 2
+    var_b = _filter_valid(b * b, g) - mu_b ** 2
+    cov = _filter_valid(a * b, g) - mu_a * mu_b
+    s = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return s.mean(axis=(1, 2, 3))
