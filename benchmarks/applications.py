@@ -40,7 +40,7 @@ def main():
     p.add_argument("--cfg", default="runs/ddpm_mnist5k_cfg")
     p.add_argument("--sr3", default="runs/sr3_mnist5k")
     p.add_argument("--classifier", default="runs/classifier_mnist5k")
-    p.add_argument("--num", type=int, default=100, help="held-out digits per restoration task")
+    p.add_argument("--num", type=int, default=100, help="held-out digits per restoration task, num/10 per class")
     p.add_argument("--per-class", type=int, default=30, help="guided samples per class")
     p.add_argument("--jump", type=int, default=10)
     p.add_argument("--resample", type=int, default=5)
@@ -69,8 +69,9 @@ def main():
     # --- held-out digits: the mnist5k test split (50 per class), as the pipeline feeds them
     config, state = restore_run(a.uncond, mesh)
     test = open_source("builtin:mnist5k:test")
-    x = first_images(test, config.data, a.num)
-    labels = mnist5k_arrays("test")[1][:a.num]
+    all_labels = mnist5k_arrays("test")[1]  # sorted by class: take the first num/10 of each
+    pick = np.concatenate([np.flatnonzero(all_labels == c)[:a.num // 10] for c in range(10)])
+    x, labels = first_images(test, config.data, len(all_labels))[pick], all_labels[pick]
     train_mean = first_images(open_source("builtin:mnist5k:train"), config.data, 4500).mean(0, keepdims=True)
     key = jax.random.PRNGKey(0)
 
@@ -85,7 +86,7 @@ def main():
         row(f"inpaint {kind}", "mean fill", mean_fill, x, labels, hole)
         row(f"inpaint {kind}", f"RePaint j{a.jump} r{a.resample}", out, x, labels, hole, sec)
         assert np.max(np.abs((out - x) * keep)) < 1e-6, "known pixels changed"
-        figures[f"inpaint_{kind}"] = np.stack([np.where(keep > 0, x, -1.0), mean_fill, out, x], 1)[:10]
+        figures[f"inpaint_{kind}"] = np.stack([np.where(keep > 0, x, -1.0), mean_fill, out, x], 1)[::a.num // 10]
 
     # --- super-resolution, zero-shot ILVR with the unconditional model: 7x7 -> 28x28
     low = np.asarray(G.downsample(jnp.asarray(x), 4))
@@ -94,28 +95,29 @@ def main():
     row("superres 7->28", "bicubic", bicubic, x, labels)
     row("superres 7->28", "ILVR (unconditional run)", out, x, labels, seconds=sec)
     gap = float(np.max(np.abs(np.asarray(G.downsample(jnp.asarray(out), 4)) - low)))
-    rows.append(dict(task="superres 7->28", method="ILVR: max |downsample(output) - input|", n=a.num, value=gap))
+    rows.append(dict(task="superres 7->28", method="ILVR: max abs(downsample(output) - input)", n=a.num, value=gap))
     print(rows[-1], flush=True)
-    figures["superres_ilvr"] = np.stack([np.asarray(G.upsample_nearest(jnp.asarray(low), 4)), bicubic, out, x], 1)[:10]
-
-    # --- SDEdit: blocky 7x7 'paintings' of held-out digits turned back into digits
     rough = np.asarray(G.upsample_nearest(jnp.asarray(low), 4))
+    figures["superres_ilvr"] = np.stack([rough, bicubic, out, x], 1)[::a.num // 10]
+
+    # --- SDEdit: the blocky 7x7 'paintings' of held-out digits turned back into digits
     row("SDEdit of 7x7 blocks", "input (blocks)", rough, x, labels)
     for strength in (0.3, 0.5):
-        out, sec = timed(jax.jit(lambda s, im, k: apply.edit(config, s, im, strength, k)), state, jnp.asarray(rough), key)
+        edit = jax.jit(lambda s, im, k: apply.edit(config, s, im, strength, k))
+        out, sec = timed(edit, state, jnp.asarray(rough), key)
         row("SDEdit of 7x7 blocks", f"SDEdit strength {strength}", out, x, labels, seconds=sec)
-        figures[f"sdedit_{strength}"] = np.stack([rough, out, x], 1)[:10]
+        figures[f"sdedit_{strength}"] = np.stack([rough, out, x], 1)[::a.num // 10]
 
     # --- SR3: 8x8 -> 32x32 with the run trained on low-resolution inputs
     sconfig, sstate = restore_run(a.sr3, mesh)
-    x32 = first_images(test, sconfig.data, a.num)
+    x32 = first_images(test, sconfig.data, len(all_labels))[pick]
     low32 = np.asarray(G.downsample(jnp.asarray(x32), 4))
     bicubic32 = np.clip(np.asarray(G.upsample_bicubic(jnp.asarray(low32), 4)), -1, 1)
     out, sec = timed(jax.jit(lambda s, lo, k: apply.superres(sconfig, s, lo, 4, k)), sstate, jnp.asarray(low32), key)
     row("superres 8->32", "bicubic", bicubic32, x32, labels)
     row("superres 8->32", "SR3", out, x32, labels, seconds=sec)
     figures["superres_sr3"] = np.stack([np.asarray(G.upsample_nearest(jnp.asarray(low32), 4)), bicubic32, out,
-                                        x32], 1)[:10]
+                                        x32], 1)[::a.num // 10]
 
     # --- classifier-free guidance: does the classifier see the intended class?
     cconfig, cstate = restore_run(a.cfg, mesh)

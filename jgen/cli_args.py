@@ -12,7 +12,8 @@ Unknown keys and values of the wrong type are rejected with the key's name.
 Sections: data (source, image_size, channels, crop, random_flip), model, optim, train (steps,
 batch_size, log_every, sample_every, ckpt_every, keep_checkpoints, compute_dtype, grad_accum,
 max_nonfinite), sample (num, ...), eval (every, num, metrics, extractor), and the
-family's own: diffusion (timesteps, schedule, prediction) or gan (loss, n_critic, gp_weight).
+family's own: diffusion (timesteps, schedule, prediction) or gan (loss, n_critic, gp_weight), and
+for conditional DDPMs condition (kind class: num_classes, drop; kind lowres: scale, drop).
 Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py or
 configs/dcgan_mnist5k.py."""
 

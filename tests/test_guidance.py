@@ -137,3 +137,21 @@ def test_classifier_free_guidance_at_0_and_1_is_the_unconditional_and_conditiona
             assert rel_err(a, b) < 1e-5
     two = G.classifier_free(model_fn, y, 10, 2.0)(x, t)[1]
     assert rel_err(two, 2 * np.asarray(cond[1], np.float64) - np.asarray(uncond[1], np.float64)) < 1e-5
+
+
+@pytest.mark.parametrize("kind", ["class", "lowres"])
+def test_training_drops_a_fraction_of_conditions(kind):
+    config = apply_overrides(load_config(MNIST_CONFIG), TINY)
+    config.condition = ml_collections.ConfigDict(dict(kind=kind, num_classes=10, drop=0.3, scale=4))
+    n = 2000
+    batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (n, 8, 8, 1), minval=-1, maxval=1),
+             "label": jnp.arange(n) % 10}
+    cond = np.asarray(diffusion._training_condition(config, batch, jax.random.PRNGKey(1))["cond"])
+    if kind == "class":
+        dropped = cond == 10
+        np.testing.assert_array_equal(cond[~dropped], np.arange(n)[~dropped] % 10)
+    else:
+        dropped = np.all(cond == 0, axis=(1, 2, 3))
+        ref = np.asarray(G.upsample_bicubic(G.downsample(batch["image"], 4), 4))
+        np.testing.assert_allclose(cond[~dropped], ref[~dropped], atol=1e-6)
+    assert abs(dropped.mean() - 0.3) < 0.04
