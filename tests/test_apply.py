@@ -2,13 +2,21 @@
 the commands end to end, the exactness they promise at the PNG level, and their one-line errors."""
 
 import os
+from functools import partial
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY, run_jgen, tiny_train_args
+from conftest import ROOT, TINY, random_variables, run_jgen, tiny_train_args
+from jgen import apply
+from jgen.config import apply_overrides, load_config
 from jgen.data.sources import open_source
+from jgen.errors import JgenError
+from jgen.families import diffusion
+from jgen.train.loop import train
 
 CFG = os.path.join(ROOT, "configs", "ddpm_mnist5k_cfg.py")
 SR3 = os.path.join(ROOT, "configs", "sr3_mnist5k.py")
@@ -63,20 +71,35 @@ def test_export_writes_class_folders_that_the_folder_source_reads(cfg_run, tmp_p
     assert all(int(os.path.basename(os.path.dirname(p))) == y for p, y in zip(paths, labels))
 
 
-def test_sr3_run_superresolves_and_refuses_wrong_sizes(tmp_path):
-    workdir = tmp_path / "sr3"
-    # 8 px model, scale 4: the low-resolution input is 2x2
-    run_jgen(tiny_train_args(workdir, "train.steps=2", config=SR3), check=True)
+def test_superres_cli_checks_the_input_size(cfg_run, tmp_path):
+    """A run not trained on low-resolution inputs super-resolves by ILVR (a class-conditional one
+    unguided): the output's 4x4 block means are the input's pixels, up to uint8 rounding."""
     out = tmp_path / "high.png"
-    low = _png(tmp_path / "low.png", [[0, 255], [255, 0]])
-    run_jgen(["superres", "--workdir", str(workdir), "--image", low, "--out", str(out)], check=True)
-    assert np.asarray(Image.open(out)).shape == (12, 12)  # 8 px and the border
-    wrong = run_jgen(["superres", "--workdir", str(workdir), "--image", low, "--scale", "2"])
+    low = _png(tmp_path / "low.png", [[0, 255], [255, 0]])  # 8 px model, scale 4: 2x2 input
+    run_jgen(["superres", "--workdir", str(cfg_run), "--image", low, "--out", str(out)], check=True)
+    high = np.asarray(Image.open(out), np.float64)[2:-2, 2:-2]  # the grid's border
+    np.testing.assert_allclose(high.reshape(2, 4, 2, 4).mean(axis=(1, 3)), [[0, 255], [255, 0]], atol=0.6)
+    wrong = run_jgen(["superres", "--workdir", str(cfg_run), "--image", low, "--scale", "2"])
     assert wrong.returncode == 2 and "expected 4x4" in wrong.stderr
-    unconditional = run_jgen(["sample", "--workdir", str(workdir), "--label", "1"])
-    assert unconditional.returncode == 2 and "class-conditional run" in unconditional.stderr
+
+
+def test_sr3_uses_its_low_resolution_input():
+    config = apply_overrides(load_config(SR3), TINY)
+    state = jax.jit(partial(diffusion.init, config))(jax.random.PRNGKey(0))
+    # random weights everywhere: at init the output layer is zero, whatever the input
+    net = random_variables(diffusion.make_model(config), np.random.default_rng(0), jnp.zeros((1, 8, 8, 2)),
+                           jnp.zeros((1,)))["params"]
+    state = state.replace(ema_params=net)
+    low = jax.random.uniform(jax.random.PRNGKey(1), (2, 2, 2, 1), minval=-1, maxval=1)
+    fn = jax.jit(lambda s, lo: apply.superres(config, s, lo, 4, jax.random.PRNGKey(2)))
+    a, b = fn(state, low), fn(state, -low)
+    assert a.shape == (2, 8, 8, 1) and float(jnp.max(jnp.abs(a - b))) > 1e-3
+    with pytest.raises(JgenError, match="upsamples by 4, not 2"):
+        apply.superres(config, state, low, 2, jax.random.PRNGKey(2))
 
 
 def test_class_count_must_match_the_data(tmp_path):
-    bad = run_jgen(tiny_train_args(tmp_path / "run", "condition.num_classes=7", config=CFG))
-    assert bad.returncode == 2 and "condition.num_classes is 7" in bad.stderr
+    config = apply_overrides(load_config(CFG), TINY + ["condition.num_classes=7"])
+    with pytest.raises(JgenError, match="condition.num_classes is 7"):
+        train(config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run" / "config.json")
