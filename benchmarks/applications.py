@@ -49,7 +49,7 @@ def main():
     mesh = make_mesh()
     model, cparams, _ = load_classifier(a.classifier)
     classify = jax.jit(lambda x: jnp.argmax(model.apply({"params": cparams}, x)["logits"], -1))
-    rows, figures, stamp = [], {}, time.strftime("%Y-%m-%d")
+    rows, figures = [], {}
 
     def row(task, method, x, truth, labels, mask=None, seconds=None):
         r = dict(task=task, method=method, n=len(x), psnr=float(np.mean(psnr(x, truth, mask=mask))),

@@ -5,9 +5,9 @@ sampler and are pure (jit them with the config static); reading and writing imag
 """
 
 import os
+from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -15,6 +15,7 @@ from jgen.diffusion import guidance as G
 from jgen.diffusion.schedules import schedule_from_config
 from jgen.errors import JgenError
 from jgen.families import diffusion
+from jgen.images import save_png, to_uint8
 
 
 def _class_kwargs(config, labels, guidance):
@@ -111,15 +112,14 @@ def export(config, family, state, num: int, out: str, batch: int, seed: int = 0,
     """Writes `num` samples as PNGs under `out`: out/<class>/NNNNNN.png for class-conditional runs (labels
     cycling over the classes, or only `label`), out/NNNNNN.png otherwise; `folder:out` reads them back
     with those labels. Returns the number written."""
-    from functools import partial
-
-    from jgen.images import save_png, to_uint8
-
     conditional = config.family == "diffusion" and diffusion.conditioning(config)[0] == "class"
     if label is not None and not conditional:
         raise JgenError("--label needs a class-conditional run (condition.kind=class)")
     classes = config.condition.num_classes if conditional else 0
+    if label is not None and not 0 <= label < classes:
+        raise JgenError(f"--label must be in [0, {classes}), got {label}")
     width = len(str(max(classes - 1, 0)))  # zero-padded, so the folder source's sorted names keep the order
+
     @partial(jax.jit, static_argnums=2)
     def draw(state, key, n, labels):
         return family.sample(config, state, key, n, ema, **({"labels": labels} if conditional else {}))
