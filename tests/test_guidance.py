@@ -1,6 +1,8 @@
 """Guidance (jgen.diffusion.guidance) through the real samplers: exact constraints, and exact
 denoisers of Gaussian data as independent references for what the constraints should produce."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -98,7 +100,7 @@ def test_masks():
 @pytest.fixture(scope="module")
 def tiny():
     config = apply_overrides(load_config(MNIST_CONFIG), TINY)
-    return config, diffusion.init(config, jax.random.PRNGKey(0))
+    return config, jax.jit(partial(diffusion.init, config))(jax.random.PRNGKey(0))
 
 
 def test_sdedit_at_strength_zero_returns_the_input(tiny):
