@@ -89,7 +89,6 @@ def _sample(args) -> None:
     import jax
     import numpy as np
 
-    from jgen.config import apply_overrides
     from jgen.families import get_family
     from jgen.images import save_grid
     from jgen.train.loop import make_sampler
@@ -97,11 +96,7 @@ def _sample(args) -> None:
     if args.num < 1:
         raise JgenError(f"--num must be positive, got {args.num}")
     config, state, mesh = _open_run(args.workdir, args)
-    given = [k for k in ("sampler", "steps", "eta", "variance") if getattr(args, k) is not None]
-    if given and config.family != "diffusion":
-        raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {config.family} run")
-    overrides = [f"sample.{k}={getattr(args, k)}" for k in given]
-    config = apply_overrides(config, overrides)
+    config = _with_sampler_flags(config, args)
     kw = _class_args(config, args)
     if "labels" in kw:
         kw["labels"] = np.full(args.num, kw["labels"])
@@ -127,17 +122,24 @@ def _class_args(config, args) -> dict:
     return kw if args.guidance is None else dict(kw, guidance=args.guidance)
 
 
-def _diffusion_run(args):
-    """(config, state) of a diffusion run for inpaint / superres / edit, with --sampler/--steps/--eta applied."""
+def _with_sampler_flags(config, args):
+    """The run's config with the sampler flags given (--sampler, --steps, --eta, --variance) applied."""
     from jgen.config import apply_overrides
 
+    given = [k for k in ("sampler", "steps", "eta", "variance") if getattr(args, k, None) is not None]
+    if given and config.family != "diffusion":
+        raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {config.family} run")
+    return apply_overrides(config, [f"sample.{k}={getattr(args, k)}" for k in given])
+
+
+def _diffusion_run(args):
+    """(config, state) of a diffusion run for inpaint / superres / edit, with the sampler flags applied."""
     if args.num < 1:
         raise JgenError(f"--num must be positive, got {args.num}")
     config, state, _ = _open_run(args.workdir, args)
     if config.family != "diffusion":
         raise JgenError(f"`jgen {args.command}` needs a diffusion run; {args.workdir} is a {config.family} run")
-    given = [k for k in ("sampler", "steps", "eta") if getattr(args, k) is not None]
-    return apply_overrides(config, [f"sample.{k}={getattr(args, k)}" for k in given]), state
+    return _with_sampler_flags(config, args), state
 
 
 def _guided(args) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from jgen.diffusion.schedules import Schedule, abar_at
 from jgen.errors import JgenError
+from jgen.nn.layers import upsample_nearest
 
 
 def noised(sched: Schedule, x0, level, key):
@@ -89,10 +90,6 @@ def downsample(x, factor: int):
     if h % factor or w % factor:
         raise JgenError(f"image size {h}x{w} is not a multiple of the scale {factor}")
     return x.reshape(b, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
-
-
-def upsample_nearest(x, factor: int):
-    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
 
 
 def upsample_bicubic(x, factor: int):

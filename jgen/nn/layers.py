@@ -128,11 +128,11 @@ class AttnBlock(nn.Module):
         return x + nn.Dense(c, kernel_init=default_init(0.0), name="proj_out")(h)
 
 
-def upsample_nearest(x):
-    """[B, H, W, C] -> [B, 2H, 2W, C] by repeating pixels."""
+def upsample_nearest(x, factor: int = 2):
+    """[B, H, W, C] -> [B, f H, f W, C] by repeating pixels."""
     b, h, w, c = x.shape
-    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c))
-    return x.reshape(b, 2 * h, 2 * w, c)
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
+    return x.reshape(b, factor * h, factor * w, c)
 
 
 class BatchNorm(nn.Module):
