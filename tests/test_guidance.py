@@ -15,18 +15,10 @@ from jgen.diffusion import guidance as G
 from jgen.diffusion import samplers
 from jgen.diffusion import schedules as S
 from jgen.families import diffusion
+from test_samplers import gaussian_model
 
 SCHED = S.make_schedule(S.linear_betas(1000))
-MU, SD = 0.3, 0.2  # the toy data: every pixel ~ N(MU, SD^2), independent
-
-
-def gaussian_model(sched):
-    """The exact (x0, eps) prediction for the toy data, in closed form."""
-    def model_fn(x, t):
-        a = sched.alphas_cumprod[t][:, None, None, None]
-        eps = (x - jnp.sqrt(a) * MU) * jnp.sqrt(1 - a) / (a * SD ** 2 + 1 - a)
-        return S.x0_from_eps(sched, x, t, eps), eps
-    return model_fn
+MU, SD = 0.3, 0.2  # the toy data: every pixel ~ N(MU, SD^2), independent; gaussian_model denoises it exactly
 
 
 def test_repaint_path_walks_every_stretch_resample_times():
@@ -48,7 +40,7 @@ def test_inpainting_keeps_known_pixels_and_fills_the_hole_from_the_model(resampl
     keep = jnp.asarray(G.box_mask(16, 0.5))[None]
     known = jnp.full((400, 16, 16, 1), -0.9)  # far from the data: a filled hole must not look like it
     path = G.repaint_path(samplers.ddpm_path(1000), jump=10, resample=resample)
-    out = samplers.ddpm_sample(SCHED, gaussian_model(SCHED), known.shape, jax.random.PRNGKey(0), clip=False,
+    out = samplers.ddpm_sample(SCHED, gaussian_model(SCHED, MU, SD), known.shape, jax.random.PRNGKey(0), clip=False,
                                path=path, post=G.paste_known(SCHED, known, keep))
     out = np.asarray(out)
     assert np.max(np.abs(out - np.asarray(known)) * np.asarray(keep)) < 1e-6
@@ -59,7 +51,7 @@ def test_inpainting_keeps_known_pixels_and_fills_the_hole_from_the_model(resampl
 
 def test_ilvr_output_downsampled_is_the_low_resolution_input():
     low = jnp.asarray(np.random.default_rng(0).uniform(-0.5, 0.5, (8, 4, 4, 1)), jnp.float32)
-    out = samplers.ddim_sample(SCHED, gaussian_model(SCHED), (8, 16, 16, 1), jax.random.PRNGKey(1), steps=50,
+    out = samplers.ddim_sample(SCHED, gaussian_model(SCHED, MU, SD), (8, 16, 16, 1), jax.random.PRNGKey(1), steps=50,
                                eta=1.0, clip=False, post=G.ilvr(SCHED, low, 4))
     np.testing.assert_allclose(np.asarray(G.downsample(out, 4)), np.asarray(low), atol=1e-5)
     assert float(jnp.max(jnp.abs(out))) <= 1.0  # in range: the last step fits the means with clipping

@@ -13,15 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.diffusion.schedules import Schedule, abar_at
+from jgen.diffusion.schedules import Schedule, q_jump
 from jgen.errors import JgenError
 from jgen.nn.layers import upsample_nearest
 
 
 def noised(sched: Schedule, x0, level, key):
-    """A draw of x at `level` given the clean x0: q(x_t | x_0) (eq. 4); level -1 returns x0 itself."""
-    a = abar_at(sched, level)
-    return jnp.sqrt(a) * x0 + jnp.sqrt(1.0 - a) * jax.random.normal(key, x0.shape, x0.dtype)
+    """A draw of x at `level` given the clean x0: q(x_t | x_0) (eq. 4), the forward jump from level -1;
+    level -1 returns x0 itself."""
+    return q_jump(sched, x0, -1, level, key)
 
 
 # --- inpainting -------------------------------------------------------------------------------------
