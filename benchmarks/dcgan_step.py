@@ -20,7 +20,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.timing import timed, write_results  # noqa: E402
 from jgen.config import apply_overrides, load_config  # noqa: E402
 from jgen.families import gan  # noqa: E402
-from jgen.nn.dcgan import conv_transpose_reference, conv_transpose_subpixel  # noqa: E402
+from jgen.nn.dcgan import conv_transpose_reference, conv_transpose_phases  # noqa: E402
 
 
 def jgen_step(config, batch):
@@ -64,7 +64,7 @@ def main():
     # The layer PERF_NOTES measured: 64x8x8x128 -> 64x16x16x64, forward and backward.
     x = jax.random.normal(jax.random.PRNGKey(0), (64, 8, 8, 128))
     w = 0.05 * jax.random.normal(jax.random.PRNGKey(1), (4, 4, 128, 64))
-    for name, f in (("before", conv_transpose_reference), ("after", conv_transpose_subpixel)) * 2:
+    for name, f in (("before", conv_transpose_reference), ("after", conv_transpose_phases)) * 2:
         g = jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)))
         rows.append(dict(what="ConvTranspose 4x4 s2 64x8x8x128 -> 16x16x64, fwd+bwd", impl=name,
                          ms=1e3 * timed(g, x, w), images=64))

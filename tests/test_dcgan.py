@@ -9,20 +9,21 @@ import pytest
 
 from conftest import random_variables, rel_err
 from jgen.families.gan import gradient_penalty
-from jgen.nn.dcgan import (Discriminator, Generator, conv_down, conv_transpose_reference, conv_transpose_subpixel,
+from jgen.nn.dcgan import (Discriminator, Generator, conv_down, conv_transpose_reference, conv_transpose_phases,
                             layout)
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 6, 3), (3, 4, 4, 16), (1, 7, 7, 2)])
-def test_subpixel_equals_conv_transpose_with_gradients(shape):
+@pytest.mark.parametrize("shape,cout", [((2, 5, 6, 3), 5), ((3, 4, 4, 16), 3), ((1, 7, 7, 2), 1), ((2, 3, 2, 4), 8)])
+def test_phases_equal_conv_transpose_with_gradients(shape, cout):
+    """Both branches: per-phase convolutions (cout > 4) and one convolution over all phases (cout <= 4)."""
     rng = np.random.default_rng(shape[1])  # NumPy data: eager jax.random compiles per shape (seconds)
-    x, w = jnp.float32(rng.normal(size=shape)), jnp.float32(rng.normal(size=(4, 4, shape[-1], 5)))
+    x, w = jnp.float32(rng.normal(size=shape)), jnp.float32(rng.normal(size=(4, 4, shape[-1], cout)))
     ref = jax.jit(conv_transpose_reference)(x, w)
-    assert ref.shape == (shape[0], 2 * shape[1], 2 * shape[2], 5)
-    assert rel_err(jax.jit(conv_transpose_subpixel)(x, w), ref) < 1e-5
+    assert ref.shape == (shape[0], 2 * shape[1], 2 * shape[2], cout)
+    assert rel_err(jax.jit(conv_transpose_phases)(x, w), ref) < 1e-5
     g = jnp.float32(rng.normal(size=ref.shape))
     grads = [jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) * g), argnums=(0, 1)))(x, w)
-             for f in (conv_transpose_subpixel, conv_transpose_reference)]
+             for f in (conv_transpose_phases, conv_transpose_reference)]
     assert rel_err(grads[0][0], grads[1][0]) < 1e-5 and rel_err(grads[0][1], grads[1][1]) < 1e-5
 
 

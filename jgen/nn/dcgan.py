@@ -41,25 +41,37 @@ def conv_transpose_reference(x, w):
     return jax.lax.conv_transpose(x, w[::-1, ::-1], (2, 2), ((2, 2), (2, 2)), dimension_numbers=_DN)
 
 
-def conv_transpose_subpixel(x, w):
-    """The same function as `conv_transpose_reference`, written as one matmul and a depth-to-space.
+def conv_transpose_phases(x, w):
+    """The same function as `conv_transpose_reference`, as stride-1 convolutions over the four output phases.
 
-    Output pixel 2j - 1 + p (p in {0, 1}) of the padded grid receives input pixels j - 1 + a
-    (a in {0, 1}) through kernel tap p + 2 - 2a, per axis. So a 2x2 window of the input, padded by
-    one, times a [4 Cin, 4 Cout] matrix gives all four output phases of a (H+1) x (W+1) grid; a
-    depth-to-space and a one-pixel crop give the result. XLA:CPU runs the backward pass of this form
-    ~7x faster than that of lax.conv_transpose (72 ms against 540 ms for 64x8x8x128 -> 16x16x64),
-    at 1.27x the FLOPs for an 8x8 input.
+    Output pixel 2j + p (p in {0, 1}, per axis) receives input pixels j - 1 + p + a (a in {0, 1})
+    through kernel tap 3 - p - 2a: each phase is a 2x2 stride-1 convolution of the input, padded by
+    1 - p before and p after, and the four phases interleave into the doubled image. Where the
+    output has more than 4 channels each phase is its own convolution, its padding left to the
+    convolution itself. For image outputs (at most 4 channels) such convolutions are too thin to
+    run well, so one convolution of the input padded by one computes all phases at once (4 * Cout
+    channels on an (H+1) x (W+1) grid), then a depth-to-space and a one-pixel crop. On XLA:CPU both
+    run forward + backward faster than lax.conv_transpose and than the single sub-pixel matmul this
+    replaced (timings in benchmarks/results/cpu2-perf-2026-11-27.md).
     """
     b, h, wd, cin = x.shape
     cout = w.shape[-1]
+
+    def taps(p, q):  # [2, 2, cin, cout]: the kernel of output phase (p, q)
+        return jnp.stack([jnp.stack([w[3 - p - 2 * a, 3 - q - 2 * c] for c in range(2)]) for a in range(2)])
+
+    def conv(v, k, pad_h, pad_w):
+        return jax.lax.conv_general_dilated(v, k, (1, 1), (pad_h, pad_w), dimension_numbers=_DN)
+
+    if cout > 4:
+        phases = jnp.stack([jnp.stack([conv(x, taps(p, q), (1 - p, p), (1 - q, q)) for q in range(2)], 3)
+                            for p in range(2)], 2)  # [b, h, p, w, q, cout]
+        return phases.reshape(b, 2 * h, 2 * wd, cout)
+    # Grid row r holds phase p's output j = r - p; slot s = 1 - p puts it at row 2r + s of a grid cropped by one.
+    # (Padding by jnp.pad here, not by the convolution: measured faster for these thin outputs.)
+    k = jnp.concatenate([taps(1 - s, 1 - t) for s in range(2) for t in range(2)], axis=-1)
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    windows = jnp.concatenate([xp[:, a:a + h + 1, c:c + wd + 1] for a in range(2) for c in range(2)], axis=-1)
-    # rows: (a, c, cin) in the order of `windows`; columns: (p, q, cout) for the output phases.
-    kernel = jnp.concatenate([
-        jnp.stack([jnp.stack([w[p + 2 - 2 * a, q + 2 - 2 * c] for q in range(2)], 1) for p in range(2)], 1)
-        .reshape(cin, 4 * cout) for a in range(2) for c in range(2)], axis=0)
-    y = (windows @ kernel).reshape(b, h + 1, wd + 1, 2, 2, cout)
+    y = conv(xp, k, (0, 0), (0, 0)).reshape(b, h + 1, wd + 1, 2, 2, cout)
     y = y.transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h + 2, 2 * wd + 2, cout)
     return y[:, 1:-1, 1:-1]
 
@@ -70,13 +82,12 @@ def _conv_down(x, w):
 
 @jax.custom_vjp
 def conv_down(x, w):
-    """Conv2d(kernel 4, stride 2, padding 1) on even sides; its input gradient in the sub-pixel form.
+    """Conv2d(kernel 4, stride 2, padding 1) on even sides; its input gradient in the phase form.
 
     The gradient of a strided convolution with respect to its input is the transposed convolution
     of the output gradient with the same kernel, in and out channels swapped. XLA:CPU computes it as
-    an input-dilated convolution, slowly: forward + backward of 64x32x32x32 -> 16x16x32 took 38.9 ms
-    against PyTorch's 13.1, 30 ms of it that gradient. The sub-pixel form of that transposed
-    convolution is one matmul (see `conv_transpose_subpixel`).
+    an input-dilated convolution, slowly: forward + backward of 64x32x32x32 -> 16x16x32 took 41 ms
+    against PyTorch's 15; with `conv_transpose_phases` for that gradient, 15 ms.
     """
     return _conv_down(x, w)
 
@@ -91,7 +102,7 @@ def _conv_down_bwd(res, dy):
         return jax.vjp(_conv_down, x, w)[1](dy)
     w_t = jnp.swapaxes(w, 2, 3)  # [4, 4, out, in]: the transposed convolution back to x's channels
     (dw,) = jax.vjp(lambda w: _conv_down(x, w), w)[1](dy)
-    return conv_transpose_subpixel(dy, w_t).astype(x.dtype), dw
+    return conv_transpose_phases(dy, w_t).astype(x.dtype), dw
 
 
 conv_down.defvjp(_conv_down_fwd, _conv_down_bwd)
@@ -113,13 +124,8 @@ class Conv4x4Down(nn.Module):
 
 
 class ConvTranspose4x4(nn.Module):
-    """ConvTranspose2d(kernel 4, stride 2, padding 1): doubles the side. `subpixel` picks the fast form.
-
-    Image output layers (at most 4 features) keep lax.conv_transpose even then: the sub-pixel matmul
-    has only 4 * features columns there, and XLA:CPU's own transposed convolution is faster
-    (forward + backward, 64x16x16x64 -> 32x32x3: 14.8 ms against 22.5; 64x14x14x64 -> 28x28x1: 3.6
-    against 5.5; from 8 features on the sub-pixel form wins, 9.7 against 29.6).
-    """
+    """ConvTranspose2d(kernel 4, stride 2, padding 1): doubles the side. `subpixel` picks the fast
+    phase form (`conv_transpose_phases`) over lax.conv_transpose (kept for comparison: `model.upsample=transpose`)."""
     features: int
     subpixel: bool = True
     use_bias: bool = False
@@ -128,8 +134,7 @@ class ConvTranspose4x4(nn.Module):
     @nn.compact
     def __call__(self, x):
         w = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-        fast = self.subpixel and self.features > 4
-        y = (conv_transpose_subpixel if fast else conv_transpose_reference)(x, w)
+        y = (conv_transpose_phases if self.subpixel else conv_transpose_reference)(x, w)
         return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
 
 
