@@ -73,3 +73,19 @@ def test_small_unet_shapes_and_zero_init_output():
     assert out.shape == (2, 28, 28, 1)
     # The output convolution starts at ~zero (DDPM's init_scale=0), so the initial prediction is ~0.
     assert float(jnp.abs(out).max()) < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 5, 3), (1, 7, 7, 6)])
+def test_upsample_conv_equals_conv_of_upsampled_with_gradients(shape):
+    """The phase form against lax's SAME 3x3 convolution of the nearest-upsampled image, values and gradients."""
+    from jgen.nn.layers import upsample_conv3x3, upsample_nearest
+    rng = np.random.default_rng(shape[-1])
+    x, w = jnp.float32(rng.normal(size=shape)), jnp.float32(rng.normal(size=(3, 3, shape[-1], 4)))
+    ref = lambda x, w: jax.lax.conv_general_dilated(upsample_nearest(x), w, (1, 1), "SAME",
+                                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    g = jnp.float32(rng.normal(size=(shape[0], 2 * shape[1], 2 * shape[2], 4)))
+    outs = [jax.jit(f)(x, w) for f in (upsample_conv3x3, ref)]
+    grads = [jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) * g), argnums=(0, 1)))(x, w) for f in (upsample_conv3x3, ref)]
+    err = lambda a, b: float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+    assert outs[0].shape == outs[1].shape and err(*outs) < 1e-5
+    assert err(grads[0][0], grads[1][0]) < 1e-5 and err(grads[0][1], grads[1][1]) < 1e-5
