@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jgen.errors import JgenError
-from jgen.nn.layers import BatchNorm
+from jgen.nn.layers import BatchNorm, materialised
 
 _DN = ("NHWC", "HWIO", "NHWC")
 dcgan_init = nn.initializers.normal(0.02)
@@ -76,19 +76,6 @@ def _phases(x, w):
     return y[:, 1:-1, 1:-1]
 
 
-def _materialised(residuals):
-    """The backward pass's inputs behind an optimisation barrier, on CPU.
-
-    XLA:CPU computes a convolution's weight gradient from transposed copies of its input and output
-    gradient, and fuses the producers of the input (bias, ReLU, the phase interleave) into those
-    transposing copies, which then recompute them in a cache-hostile order. Behind a barrier the copy
-    reads the stored activation instead: the CelebA beta-VAE step took 92 to 97 ms against 98 to 106
-    without it (same-process A/B). XLA:CPU drops barriers unless its cse_barrier_expander pass is
-    disabled, which jgen/__init__.py does; on other backends nothing is added.
-    """
-    return jax.lax.optimization_barrier(residuals) if jax.default_backend() == "cpu" else residuals
-
-
 @jax.custom_vjp
 def conv_transpose_phases(x, w):
     """`_phases` (the fast transposed convolution) with its residuals materialised for the backward pass."""
@@ -100,7 +87,7 @@ def _phases_fwd(x, w):
 
 
 def _phases_bwd(res, dy):
-    return jax.vjp(_phases, *_materialised(res))[1](dy)
+    return jax.vjp(_phases, *materialised(res))[1](dy)
 
 
 conv_transpose_phases.defvjp(_phases_fwd, _phases_bwd)
@@ -127,7 +114,7 @@ def _conv_down_fwd(x, w):
 
 
 def _conv_down_bwd(res, dy):
-    x, w = _materialised(res)
+    x, w = materialised(res)
     if x.shape[-1] <= 4:  # image inputs: XLA's own gradient is faster (and unused when x is data)
         return jax.vjp(_conv_down, x, w)[1](dy)
     w_t = jnp.swapaxes(w, 2, 3)  # [4, 4, out, in]: the transposed convolution back to x's channels
