@@ -29,7 +29,7 @@ def test_phases_equal_conv_transpose_with_gradients(shape, cout):
 
 @pytest.mark.parametrize("cin", [3, 6])
 def test_strided_conv_gradients_equal_float64_loops(cin):
-    """conv_down: 4x4 stride-2 padding-1 convolution whose input gradient is computed in sub-pixel form."""
+    """conv_down against float64 loops: the space-to-depth form (cin 3) and the phase-form input gradient (cin 6)."""
     rng = np.random.default_rng(cin)
     x, w, dy = rng.normal(size=(2, 8, 6, cin)), rng.normal(size=(4, 4, cin, 5)), rng.normal(size=(2, 4, 3, 5))
     y, vjp = jax.vjp(conv_down, jnp.float32(x), jnp.float32(w))
