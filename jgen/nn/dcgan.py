@@ -78,7 +78,14 @@ def _phases(x, w):
 
 @jax.custom_vjp
 def conv_transpose_phases(x, w):
-    """`_phases` (the fast transposed convolution) with its residuals materialised for the backward pass."""
+    """`_phases`, the fast transposed convolution, with a backward pass of two strided convolutions.
+
+    A transposed convolution's input gradient is the strided convolution of the output gradient
+    with the same kernel (in and out channels swapped), and its weight gradient is that strided
+    convolution's weight gradient with x as the cotangent. Autodiff of the four phase convolutions
+    instead runs four input gradients and four weight gradients, each weight gradient transposing
+    its own padded copy of x: the CelebA beta-VAE step took 86 ms against 90-98 (same-process A/B).
+    """
     return _phases(x, w)
 
 
@@ -87,7 +94,11 @@ def _phases_fwd(x, w):
 
 
 def _phases_bwd(res, dy):
-    return jax.vjp(_phases, *materialised(res))[1](dy)
+    x, w = materialised(res)
+    down = _conv_down_s2d if dy.shape[-1] <= 4 else _conv_down
+    dx, vjp = jax.vjp(lambda v: down(dy, v), jnp.swapaxes(w, 2, 3))
+    (dv,) = vjp(x)
+    return dx, jnp.swapaxes(dv, 2, 3)
 
 
 conv_transpose_phases.defvjp(_phases_fwd, _phases_bwd)
