@@ -20,7 +20,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.timing import timed, write_results  # noqa: E402
 from jgen.config import apply_overrides, load_config  # noqa: E402
 from jgen.families import gan  # noqa: E402
-from jgen.nn.dcgan import conv_transpose_reference, conv_transpose_phases  # noqa: E402
+from jgen.nn.conv import conv_transpose_phases, conv_transpose_reference  # noqa: E402
 
 
 def jgen_step(config, batch):

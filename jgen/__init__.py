@@ -14,7 +14,7 @@ if _YNN not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {_YNN}=-individual_dot,-individual_convolution").strip()
 # XLA:CPU removes optimisation barriers early (its cse_barrier_expander pass); jgen's convolution
 # gradients place barriers on CPU so that weight-gradient transposes read stored activations
-# (jgen.nn.layers.materialised). Keeping barriers changes no values; a user's own list of disabled
+# (jgen.nn.conv.materialised). Keeping barriers changes no values; a user's own list of disabled
 # passes wins.
 _PASSES = "--xla_disable_hlo_passes"
 if _PASSES not in os.environ.get("XLA_FLAGS", ""):

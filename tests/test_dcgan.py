@@ -9,8 +9,8 @@ import pytest
 
 from conftest import random_variables, rel_err
 from jgen.families.gan import gradient_penalty
-from jgen.nn.dcgan import (Discriminator, Generator, conv_down, conv_transpose_reference, conv_transpose_phases,
-                            layout)
+from jgen.nn.conv import conv_down, conv_transpose_phases, conv_transpose_reference
+from jgen.nn.dcgan import Discriminator, Generator, layout
 
 
 @pytest.mark.parametrize("shape,cout", [((2, 5, 6, 3), 5), ((3, 4, 4, 16), 3), ((1, 7, 7, 2), 1), ((2, 3, 2, 4), 8)])

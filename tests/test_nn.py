@@ -78,7 +78,8 @@ def test_small_unet_shapes_and_zero_init_output():
 @pytest.mark.parametrize("shape", [(2, 4, 5, 3), (1, 7, 7, 6)])
 def test_upsample_conv_equals_conv_of_upsampled_with_gradients(shape):
     """The phase form against lax's SAME 3x3 convolution of the nearest-upsampled image, values and gradients."""
-    from jgen.nn.layers import upsample_conv3x3, upsample_nearest
+    from jgen.nn.conv import upsample_conv3x3
+    from jgen.nn.layers import upsample_nearest
     rng = np.random.default_rng(shape[-1])
     x, w = jnp.float32(rng.normal(size=shape)), jnp.float32(rng.normal(size=(3, 3, shape[-1], 4)))
     ref = lambda x, w: jax.lax.conv_general_dilated(upsample_nearest(x), w, (1, 1), "SAME",

@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jgen.nn.conv import conv_same, upsample_conv3x3
+
 
 def default_init(scale: float = 1.0):
     """The DDPM reference initialiser: fan-average uniform variance scaling; scale 0 means ~zero.
@@ -25,41 +27,6 @@ def timestep_embedding(t, dim: int):
     args = t.astype(jnp.float32)[:, None] * freqs[None, :]
     return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=1)
 
-
-def materialised(residuals):
-    """The backward pass's inputs behind an optimisation barrier, on CPU.
-
-    XLA:CPU computes a convolution's weight gradient from transposed copies of its input and output
-    gradient, and fuses their producers (bias, activation, normalisation, the phase interleave of
-    jgen.nn.dcgan) into those transposing copies, which then recompute them in a cache-hostile order.
-    Behind a barrier the copies read stored tensors: the CelebA beta-VAE step took 92-99 ms against
-    98-106 without it, the mnist5k U-Net step ~6% less (same-process A/Bs). XLA:CPU drops barriers
-    unless its cse_barrier_expander pass is disabled, which jgen/__init__.py does; on other backends
-    nothing is added. Barriers change no values.
-    """
-    return jax.lax.optimization_barrier(residuals) if jax.default_backend() == "cpu" else residuals
-
-
-def _conv_same(x, kernel, stride):
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_same(x, kernel, stride: int = 1):
-    """lax's SAME convolution (what nn.Conv computes), its gradients taken from `materialised` inputs."""
-    return _conv_same(x, kernel, stride)
-
-
-def _conv_same_fwd(x, kernel, stride):
-    return _conv_same(x, kernel, stride), (x, kernel)
-
-
-def _conv_same_bwd(stride, res, dy):
-    x, kernel, dy = materialised((*res, dy))
-    return jax.vjp(lambda x, k: _conv_same(x, k, stride), x, kernel)[1](dy)
-
-
-conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
 
 
 class Conv3x3(nn.Module):
@@ -182,30 +149,6 @@ def upsample_nearest(x, factor: int = 2):
     b, h, w, c = x.shape
     x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
     return x.reshape(b, factor * h, factor * w, c)
-
-
-def upsample_conv3x3(x, kernel):
-    """The SAME 3x3 convolution of upsample_nearest(x), computed on x itself, one phase at a time.
-
-    Output row 2j + p of the upsampled-then-convolved image reads input rows j - 1 + p + a (a in {0, 1}):
-    for p = 0 row j - 1 through kernel row 0 and row j through rows 1 + 2; for p = 1 row j through rows
-    0 + 1 and row j + 1 through row 2 (the same per column). So each of the four output phases is a
-    2x2 convolution of x with summed taps, padded by 1 - p before and p after: 16 multiply-adds per
-    input pixel and channel pair where the upsampled 3x3 convolution does 36, and the 4x larger
-    upsampled image is never written. The U-Net's parameters stay those of the 3x3 convolution.
-    """
-    b, h, w, _ = x.shape
-    groups = (((0,), (1, 2)), ((0, 1), (2,)))  # groups[p][a]: kernel rows summed into tap a of phase p
-
-    def taps(p, q):
-        rows = jnp.stack([sum(kernel[i] for i in g) for g in groups[p]])  # [2, 3, cin, cout]
-        return jnp.stack([sum(rows[:, i] for i in g) for g in groups[q]], axis=1)  # [2, 2, cin, cout]
-
-    def phase(p, q):
-        return jax.lax.conv_general_dilated(x, taps(p, q), (1, 1), ((1 - p, p), (1 - q, q)),
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = jnp.stack([jnp.stack([phase(p, q) for q in range(2)], 3) for p in range(2)], 2)  # [b, h, p, w, q, c]
-    return y.reshape(b, 2 * h, 2 * w, kernel.shape[-1])
 
 
 class UpsampleConv(nn.Module):
