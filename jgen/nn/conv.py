@@ -132,7 +132,7 @@ def conv_down(x, w):
     The gradient of a strided convolution with respect to its input is the transposed convolution
     of the output gradient with the same kernel, in and out channels swapped. XLA:CPU computes it as
     an input-dilated convolution, slowly: forward + backward of 64x32x32x32 -> 16x16x32 took 41 ms
-    against PyTorch's 15; with `conv_transpose_phases` for that gradient, 15 ms. Image inputs (at
+    against PyTorch's 15; with the phase form (`_phases`) for that gradient, 15 ms. Image inputs (at
     most 4 channels) take the space-to-depth form instead, forward and backward.
     """
     return _conv_down_s2d(x, w) if x.shape[-1] <= 4 else _conv_down(x, w)

@@ -28,23 +28,26 @@ def timestep_embedding(t, dim: int):
     return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=1)
 
 
-
 class Conv3x3(nn.Module):
-    """nn.Conv(features, (3, 3), strides, padding='SAME') with the same parameters, computed by `conv_same`."""
+    """nn.Conv(features, (3, 3), strides, padding='SAME') with the same parameters ('kernel', 'bias'),
+    computed by `conv_same`; with upsample=True the same convolution of upsample_nearest(x), computed
+    by `upsample_conv3x3` without building the upsampled image."""
     features: int
     scale: float = 1.0
     stride: int = 1
+    upsample: bool = False
 
     @nn.compact
     def __call__(self, x):
         kernel = self.param("kernel", default_init(self.scale), (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        return conv_same(x, kernel, self.stride) + bias
+        y = upsample_conv3x3(x, kernel) if self.upsample else conv_same(x, kernel, self.stride)
+        return y + bias
 
 
-def conv3x3(features: int, scale: float = 1.0, stride: int = 1, name=None):
-    return Conv3x3(features, scale, stride, name=name)
+def conv3x3(features: int, scale: float = 1.0, stride: int = 1, upsample: bool = False, name=None):
+    return Conv3x3(features, scale, stride, upsample, name=name)
 
 
 def _group_mean(v, groups: int, count: int):
@@ -149,18 +152,6 @@ def upsample_nearest(x, factor: int = 2):
     b, h, w, c = x.shape
     x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
     return x.reshape(b, factor * h, factor * w, c)
-
-
-class UpsampleConv(nn.Module):
-    """conv3x3(features)(upsample_nearest(x)) with nn.Conv's parameters ('kernel', 'bias'), by `upsample_conv3x3`."""
-    features: int
-
-    @nn.compact
-    def __call__(self, x):
-        kernel = self.param("kernel", default_init(), (3, 3, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        return upsample_conv3x3(x, kernel) + bias
 
 
 class BatchNorm(nn.Module):

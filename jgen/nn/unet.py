@@ -5,8 +5,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgen.nn.layers import (AttnBlock, ResnetBlock, UpsampleConv, conv3x3, default_init, group_norm,
-                            timestep_embedding)
+from jgen.nn.layers import AttnBlock, ResnetBlock, conv3x3, default_init, group_norm, timestep_embedding
 
 
 class UNet(nn.Module):
@@ -60,7 +59,7 @@ class UNet(nn.Module):
                 if h.shape[1] in self.attn_resolutions:
                     h = AttnBlock(self.num_groups, name=f"up_{level}_attn_{block}")(h)
             if level != 0:
-                h = UpsampleConv(h.shape[-1], name=f"up_{level}_upsample")(h)  # = conv3x3(upsample_nearest(h))
+                h = conv3x3(h.shape[-1], upsample=True, name=f"up_{level}_upsample")(h)
         assert not hs
 
         h = nn.swish(group_norm(h.shape[-1], self.num_groups, name="norm_out")(h))
