@@ -1,5 +1,5 @@
 """DCGAN train step on XLA:CPU: transposed convolutions as lax.conv_transpose ('before') against the
-sub-pixel form jgen uses ('after'), with PyTorch eager on the twin networks beside them when torch is
+phase form jgen uses (jgen.nn.conv.conv_transpose_phases) ('after'), with PyTorch eager on the twin networks beside them when torch is
 installed. One process, variants alternated, images/s (median of timed windows) and ratios.
 
 Run: python benchmarks/dcgan_step.py [--batch 64]
@@ -100,7 +100,7 @@ def main():
                      f"| {before / after:.2f}x | {tcol} |")
     heading = (f"DCGAN train step on XLA:CPU ({os.cpu_count()} cores, {platform.machine()}, jax {jax.__version__}"
                f"{', torch ' + torch.__version__ if torch else ''})\n\n`python benchmarks/dcgan_step.py "
-               f"--batch {args.batch}`. before: lax.conv_transpose; after: sub-pixel matmul + depth-to-space "
+               f"--batch {args.batch}`. before: lax.conv_transpose; after: the phase convolutions "
                f"(what jgen runs). Medians of 5 windows of 5 steps, each variant measured twice, alternating.")
     write_results(args.out, "dcgan", heading, "\n".join(lines), rows)
 

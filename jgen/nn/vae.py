@@ -2,7 +2,7 @@
 
 At 64 px: four 4x4 stride-2 convolutions of 32, 32, 64, 64 channels, a 256-unit dense layer and a
 dense layer to the mean and log-variance of q(z|x); the decoder mirrors it with 4x4 stride-2
-transposed convolutions (jgen's sub-pixel form). Smaller images use the last k of those layers,
+transposed convolutions (jgen's phase form). Smaller images use the last k of those layers,
 where size = base * 2^k as for the DCGAN networks (28 -> 7x7x64 after two layers, 32 -> 4x4x64
 after three), so every convolution halves the side exactly. ReLU throughout.
 """
