@@ -1,6 +1,7 @@
 """DCGAN train step on XLA:CPU: transposed convolutions as lax.conv_transpose ('before') against the
 phase form jgen uses ('after', jgen.nn.conv.conv_transpose_phases), with PyTorch eager on the twin
-networks beside them when torch is installed. One process, variants alternated, images/s (median of timed windows) and ratios.
+networks beside them when torch is installed. One process, variants alternated, images/s (median of
+timed windows) and ratios.
 
 Run: python benchmarks/dcgan_step.py [--batch 64]
 """

@@ -86,7 +86,8 @@ def test_upsample_conv_equals_conv_of_upsampled_with_gradients(shape):
                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
     g = jnp.float32(rng.normal(size=(shape[0], 2 * shape[1], 2 * shape[2], 4)))
     outs = [jax.jit(f)(x, w) for f in (upsample_conv3x3, ref)]
-    grads = [jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) * g), argnums=(0, 1)))(x, w) for f in (upsample_conv3x3, ref)]
+    grads = [jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) * g), argnums=(0, 1)))(x, w)
+             for f in (upsample_conv3x3, ref)]
     err = lambda a, b: float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
     assert outs[0].shape == outs[1].shape and err(*outs) < 1e-5
     assert err(grads[0][0], grads[1][0]) < 1e-5 and err(grads[0][1], grads[1][1]) < 1e-5
