@@ -58,6 +58,16 @@ def conv_transpose_reference(x, w):
     return jax.lax.conv_transpose(x, w[::-1, ::-1], (2, 2), ((2, 2), (2, 2)), dimension_numbers=_DN)
 
 
+def _phase_convs(x, taps):
+    """[B, 2H, 2W, Cout] whose output phase (p, q) (rows 2j + p, columns 2k + q) is the 2x2 stride-1
+    convolution of x, padded (1 - p, p) by (1 - q, q), with kernel taps(p, q) [2, 2, Cin, Cout]."""
+    b, h, w, _ = x.shape
+    y = jnp.stack([jnp.stack([jax.lax.conv_general_dilated(x, taps(p, q), (1, 1), ((1 - p, p), (1 - q, q)),
+                                                           dimension_numbers=_DN) for q in range(2)], 3)
+                   for p in range(2)], 2)  # [b, h, p, w, q, cout]
+    return y.reshape(b, 2 * h, 2 * w, y.shape[-1])
+
+
 def _phases(x, w):
     """The same function as `conv_transpose_reference`, as stride-1 convolutions over the four output phases.
 
@@ -77,18 +87,14 @@ def _phases(x, w):
     def taps(p, q):  # [2, 2, cin, cout]: the kernel of output phase (p, q)
         return jnp.stack([jnp.stack([w[3 - p - 2 * a, 3 - q - 2 * c] for c in range(2)]) for a in range(2)])
 
-    def conv(v, k, pad_h, pad_w):
-        return jax.lax.conv_general_dilated(v, k, (1, 1), (pad_h, pad_w), dimension_numbers=_DN)
-
     if cout > 4:
-        phases = jnp.stack([jnp.stack([conv(x, taps(p, q), (1 - p, p), (1 - q, q)) for q in range(2)], 3)
-                            for p in range(2)], 2)  # [b, h, p, w, q, cout]
-        return phases.reshape(b, 2 * h, 2 * wd, cout)
+        return _phase_convs(x, taps)
     # Grid row r holds phase p's output j = r - p; slot s = 1 - p puts it at row 2r + s of a grid cropped by one.
     # (Padding by jnp.pad here, not by the convolution: measured faster for these thin outputs.)
     k = jnp.concatenate([taps(1 - s, 1 - t) for s in range(2) for t in range(2)], axis=-1)
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    y = conv(xp, k, (0, 0), (0, 0)).reshape(b, h + 1, wd + 1, 2, 2, cout)
+    y = jax.lax.conv_general_dilated(xp, k, (1, 1), "VALID", dimension_numbers=_DN)
+    y = y.reshape(b, h + 1, wd + 1, 2, 2, cout)
     y = y.transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h + 2, 2 * wd + 2, cout)
     return y[:, 1:-1, 1:-1]
 
@@ -182,14 +188,9 @@ def upsample_conv3x3(x, kernel):
     taps it ran at the same speed, and its float32 rounding moved the DDPM twin's one-step parity
     test just past its 1e-4 bound, so autodiff of these four convolutions stays.)
     """
-    b, h, w, _ = x.shape
     groups = (((0,), (1, 2)), ((0, 1), (2,)))  # groups[p][a]: kernel rows summed into tap a of phase p
 
     def taps(p, q):
         rows = jnp.stack([sum(kernel[i] for i in g) for g in groups[p]])  # [2, 3, cin, cout]
         return jnp.stack([sum(rows[:, i] for i in g) for g in groups[q]], axis=1)  # [2, 2, cin, cout]
-
-    def phase(p, q):
-        return jax.lax.conv_general_dilated(x, taps(p, q), (1, 1), ((1 - p, p), (1 - q, q)), dimension_numbers=_DN)
-    y = jnp.stack([jnp.stack([phase(p, q) for q in range(2)], 3) for p in range(2)], 2)  # [b, h, p, w, q, c]
-    return y.reshape(b, 2 * h, 2 * w, kernel.shape[-1])
+    return _phase_convs(x, taps)
