@@ -22,11 +22,12 @@ from benchmarks.timing import timed, write_results  # noqa: E402
 from jgen.config import apply_overrides, load_config  # noqa: E402
 from jgen.families import gan  # noqa: E402
 from jgen.nn.conv import conv_transpose_phases, conv_transpose_reference  # noqa: E402
+from jgen.train.state import init_state  # noqa: E402
 
 
 def jgen_step(config, batch):
     """(step, state, batch) for one jitted GAN train step."""
-    state = jax.jit(partial(gan.init, config))(jax.random.PRNGKey(0))
+    state = init_state(gan, config, jax.random.PRNGKey(0))
     s, c = config.data.image_size, config.data.channels
     images = {"image": jax.random.uniform(jax.random.PRNGKey(1), (batch, s, s, c), minval=-1.0, maxval=1.0)}
     step = jax.jit(partial(gan.train_step, config))

@@ -21,12 +21,13 @@ sys.path.insert(0, ROOT)
 from benchmarks.timing import timed, write_results  # noqa: E402
 from jgen.config import apply_overrides, load_config  # noqa: E402
 from jgen.families import diffusion  # noqa: E402
+from jgen.train.state import init_state  # noqa: E402
 
 VARIANTS = [("float32", 1), ("bfloat16", 1), ("float32", 4)]
 
 
 def compiled_step(config, batch):
-    state = jax.jit(lambda k: diffusion.init(config, k))(jax.random.PRNGKey(0))
+    state = init_state(diffusion, config, jax.random.PRNGKey(0))
     step = jax.jit(lambda s, b: diffusion.train_step(config, s, b), donate_argnums=0)
     compiled = step.lower(state, batch).compile()
     return state, compiled

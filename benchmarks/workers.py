@@ -56,13 +56,14 @@ def jgen_worker(config, batch, variant, gpu, repeats):
     from functools import partial
 
     from jgen.families import diffusion, gan, vae
+    from jgen.train.state import init_state
 
     family = {"diffusion": diffusion, "gan": gan, "vae": vae}[config.family]
     if variant == "bfloat16":
         config = apply_overrides(config, ["train.compute_dtype=bfloat16"])
     s, c = config.data.image_size, config.data.channels
     images = {"image": jax.random.uniform(jax.random.PRNGKey(1), (batch, s, s, c), minval=-1.0, maxval=1.0)}
-    state = jax.block_until_ready(jax.jit(partial(family.init, config))(jax.random.PRNGKey(0)))
+    state = jax.block_until_ready(init_state(family, config, jax.random.PRNGKey(0)))
     base = rss_mib()
     step = jax.jit(partial(family.train_step, config), donate_argnums=0)
     holder = [state]

@@ -75,10 +75,12 @@ def _open_run(workdir: str, args=None):
 
 def _train(args, overrides) -> None:
     from jgen.config import apply_overrides, load_config
+
+    config = apply_overrides(load_config(args.config), args.set + overrides)
+    # imported after the config is checked: TensorFlow's import alone takes ~5 s, a long wait for a typo
     from jgen.train.loop import train
     from jgen.train.parallel import initialize
 
-    config = apply_overrides(load_config(args.config), args.set + overrides)
     workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
     initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
     _enable_compile_cache()

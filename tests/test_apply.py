@@ -2,7 +2,6 @@
 the commands end to end, the exactness they promise at the PNG level, and their one-line errors."""
 
 import os
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +16,7 @@ from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.families import diffusion
 from jgen.train.loop import train
+from jgen.train.state import init_state
 
 CFG = os.path.join(ROOT, "configs", "ddpm_mnist5k_cfg.py")
 SR3 = os.path.join(ROOT, "configs", "sr3_mnist5k.py")
@@ -85,7 +85,7 @@ def test_superres_cli_checks_the_input_size(cfg_run, tmp_path):
 
 def test_sr3_uses_its_low_resolution_input():
     config = apply_overrides(load_config(SR3), TINY)
-    state = jax.jit(partial(diffusion.init, config))(jax.random.PRNGKey(0))
+    state = init_state(diffusion, config, jax.random.PRNGKey(0))
     # random weights everywhere: at init the output layer is zero, whatever the input
     net = random_variables(diffusion.make_model(config), np.random.default_rng(0), jnp.zeros((1, 8, 8, 2)),
                            jnp.zeros((1,)))["params"]

@@ -15,6 +15,7 @@ from test_train import _one_line_error, _wait_for_checkpoint, final_state, leave
 from jgen.config import read_config
 from jgen.families import get_family
 from jgen.train import checkpoint
+from jgen.train.state import init_state
 
 
 def state_at(workdir, step):
@@ -97,10 +98,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_then_one_device_then_four(tmp_path, straight_run):
+def test_two_processes_then_one_device(tmp_path, straight_run):
     """Steps 1-2 by two processes of 4 CPU devices each (8 devices; JAX's gloo collectives over
-    localhost), steps 3-4 restored onto 1 device, steps 5-6 onto 4 devices: the one-device trajectory
-    at step 2 and at step 6. Only process 0 writes logs and grids."""
+    localhost), steps 3-4 restored onto 1 device: the one-device trajectory at step 2 and at step 4.
+    Only process 0 writes logs and grids. (Restoring onto another multi-device mesh is the same
+    replicated restore; a third leg on 4 devices cost CI a minute and showed nothing new.)"""
     workdir = tmp_path / "moved"
     port = _free_port()
     args = tiny_train_args(workdir, "train.steps=2", "train.ckpt_every=2", "train.keep_checkpoints=5")
@@ -114,14 +116,12 @@ def test_two_processes_then_one_device_then_four(tmp_path, straight_run):
     assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
     assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)
 
-    for devices, steps in ((1, 4), (4, 6)):
-        proc = run_jgen(tiny_train_args(workdir, f"train.steps={steps}", "train.ckpt_every=2"),
-                        devices=devices, check=True)
-        assert f"at step {steps - 2}" in proc.stdout and f"{steps} steps done" in proc.stdout
-    a, b = final_state(workdir), final_state(straight_run)
-    assert_same(a, b, tol=1e-5)
+    proc = run_jgen(tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2"), check=True)
+    assert "at step 2" in proc.stdout and "4 steps done" in proc.stdout
+    a = final_state(workdir)
+    assert_same(a, state_at(straight_run, 4), tol=1e-5)
     config = read_config(os.path.join(workdir, "config.json"))  # the runs really trained
-    init = jax.jit(lambda k: get_family(config.family).init(config, k))(jax.random.PRNGKey(config.seed))
+    init = init_state(get_family(config.family), config, jax.random.PRNGKey(config.seed))
     assert max(np.max(np.abs(x - y)) for x, y in zip(leaves(a.params), leaves(init.params))) > 1e-3
 
 

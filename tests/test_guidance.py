@@ -1,7 +1,6 @@
 """Guidance (jgen.diffusion.guidance) through the real samplers: exact constraints, and exact
 denoisers of Gaussian data as independent references for what the constraints should produce."""
 
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +14,7 @@ from jgen.diffusion import guidance as G
 from jgen.diffusion import samplers
 from jgen.diffusion import schedules as S
 from jgen.families import diffusion
+from jgen.train.state import init_state
 from test_samplers import gaussian_model
 
 SCHED = S.make_schedule(S.linear_betas(1000))
@@ -92,7 +92,7 @@ def test_masks():
 @pytest.fixture(scope="module")
 def tiny():
     config = apply_overrides(load_config(MNIST_CONFIG), TINY)
-    return config, jax.jit(partial(diffusion.init, config))(jax.random.PRNGKey(0))
+    return config, init_state(diffusion, config, jax.random.PRNGKey(0))
 
 
 def test_sdedit_at_strength_zero_returns_the_input(tiny):

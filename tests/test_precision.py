@@ -10,7 +10,7 @@ from jgen.config import apply_overrides, load_config
 from jgen.data.pipeline import local_batches
 from jgen.data.sources import open_source
 from jgen.families import get_family
-from jgen.train.state import accumulated_grad
+from jgen.train.state import accumulated_grad, init_state
 
 
 def test_accumulated_grad_equals_the_full_batch_gradient():
@@ -50,7 +50,7 @@ def test_grad_accum_matches_one_large_batch(path, tiny):
     for accum in (1, 4):
         config = _config(path, tiny, "optim.eps=1.0", f"train.grad_accum={accum}", *extra)
         family = get_family(config.family)
-        state = jax.jit(lambda k: family.init(config, k))(jax.random.PRNGKey(0))
+        state = init_state(family, config, jax.random.PRNGKey(0))
         step = jax.jit(lambda s, b: family.train_step(config, s, b))
         metrics = []
         for batch in _batches(config, 2):
@@ -72,7 +72,7 @@ def test_bfloat16_ddpm_loss_within_two_percent_of_float32():
         config = _config(MNIST_CONFIG, [], f"train.compute_dtype={dtype}")
         batches = batches or _batches(config, 20)
         family = get_family(config.family)
-        state = jax.jit(lambda k: family.init(config, k))(jax.random.PRNGKey(0))
+        state = init_state(family, config, jax.random.PRNGKey(0))
         step = jax.jit(lambda s, b: family.train_step(config, s, b))
         hlo = step.lower(state, batches[0]).as_text()
         assert ("bf16" in hlo) == (dtype == "bfloat16")  # the compute really is narrow, and only when asked

@@ -17,6 +17,7 @@ from jgen.config import apply_overrides, load_config
 from jgen.diffusion.schedules import schedule_from_config
 from jgen.families import diffusion, gan, vae
 from jgen.nn.unet import UNet
+from jgen.train.state import init_state
 
 torch = pytest.importorskip("torch")
 from benchmarks.twins import dcgan_torch, steps, unet_torch, vae_torch  # noqa: E402
@@ -102,7 +103,7 @@ def test_ddpm_step_equals_pytorch_twin(lr, eps):
         f"optim.weight_decay={0.01 if eps < 1 else 0.0}", "optim.grad_clip=1.0", "optim.ema_decay=0.9"])
     rng = np.random.default_rng(0)
     x0 = jnp.float32(rng.uniform(-1, 1, size=(4, 16, 16, 1)))
-    state = jax.jit(partial(diffusion.init, config))(jax.random.PRNGKey(0))
+    state = init_state(diffusion, config, jax.random.PRNGKey(0))
     params = perturbed(state.params, 1)
     state = state.replace(params=params, ema_params=params,
                           opt_state=diffusion.make_optimizer(config.optim).init(params))
@@ -143,7 +144,7 @@ def test_dcgan_steps_equal_pytorch_twin():
         "data.image_size=16", "model.ngf=8", "model.ndf=8", "model.latent_dim=8", "model.upsample=subpixel"])
     m, nz = 8, 8
     real = jnp.float32(np.random.default_rng(0).uniform(-1, 1, size=(m, 16, 16, 1)))
-    state = jax.jit(partial(gan.init, config))(jax.random.PRNGKey(0))
+    state = init_state(gan, config, jax.random.PRNGKey(0))
     n = 2
     after = run_jgen_steps(gan, config, state, {"image": real}, n)
 
@@ -181,7 +182,7 @@ def test_vae_steps_equal_pytorch_twin():
     config = apply_overrides(load_config(VAE_CONFIG), ["data.image_size=16", "model.latent_dim=4",
                                                         "optim.grad_clip=1.0", "optim.warmup_steps=1"])
     x = jnp.float32(np.random.default_rng(0).uniform(-1, 1, size=(8, 16, 16, 1)))
-    state = jax.jit(partial(vae.init, config))(jax.random.PRNGKey(0))
+    state = init_state(vae, config, jax.random.PRNGKey(0))
     n = 3
     after = run_jgen_steps(vae, config, state, {"image": x}, n)
 

@@ -22,7 +22,7 @@ from jgen.images import save_grid
 from jgen.train import checkpoint
 from jgen.train.logging import MetricsWriter
 from jgen.train.parallel import batch_sharding, check_batch, gather, make_mesh, replicated
-from jgen.train.state import compute_dtype, skip_nonfinite
+from jgen.train.state import compute_dtype, init_state, skip_nonfinite
 
 
 def make_sampler(config, family, num: int, mesh, ema: bool = True, **kwargs):
@@ -43,8 +43,7 @@ def init_or_restore(config, family, mesh, mgr):
     """The newest good checkpoint `mgr` holds if there is one, else a fresh state; replicated on the mesh."""
     if mgr.latest_step() is not None:
         return restore_latest(config, family, mesh, mgr, quarantine=True), True
-    init = jax.jit(partial(family.init, config), out_shardings=replicated(mesh))
-    return init(jax.random.PRNGKey(config.seed)), False
+    return init_state(family, config, jax.random.PRNGKey(config.seed), replicated(mesh)), False
 
 
 def restore_run(workdir: str, mesh):

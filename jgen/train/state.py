@@ -1,5 +1,6 @@
 """The one TrainState pytree every family trains, and the optimiser/EMA update they share."""
 
+from functools import partial
 from typing import Any
 
 import flax
@@ -24,6 +25,18 @@ class TrainState:
     ema_params: Any
     model_state: Any
     rng: jnp.ndarray
+
+
+def init_state(family, config, rng, out_shardings=None) -> TrainState:
+    """family.init(config, rng), jitted with XLA's backend optimisations off.
+
+    The program runs once, in milliseconds, and its compile is what the user waits for: 9.2 -> 3.4 s
+    for the offline U-Net on 2 cores, 3.2 -> 0.9 s for the DCGAN. The draws are the same threefry
+    bits; float rounding of the scaled draws may differ from an optimised build in the last bit.
+    """
+    init = jax.jit(partial(family.init, config), out_shardings=out_shardings,
+                   compiler_options={"xla_backend_optimization_level": 0})
+    return init(rng)
 
 
 def make_optimizer(optim) -> optax.GradientTransformation:
