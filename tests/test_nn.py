@@ -10,7 +10,7 @@ import pytest
 
 from jgen.config import load_config
 from jgen.families.diffusion import make_model
-from jgen.nn.layers import GroupNorm, normalize_groups, timestep_embedding
+from jgen.nn.layers import GroupNorm, group_norm_affine, timestep_embedding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,9 @@ def test_cifar10_unet_has_paper_parameter_count():
 @pytest.mark.parametrize("shape,groups", [((2, 5, 6, 8), 4), ((3, 4, 4, 6), 3), ((1, 7, 7, 32), 32)])
 def test_group_norm_matches_numpy(shape, groups):
     x = np.random.default_rng(0).standard_normal(shape) * 3 + 1
-    np.testing.assert_allclose(normalize_groups(jnp.float32(x), groups, 1e-6), group_norm_np(x, groups), atol=2e-5)
+    ones, zeros = jnp.ones(shape[-1]), jnp.zeros(shape[-1])
+    np.testing.assert_allclose(group_norm_affine(jnp.float32(x), ones, zeros, groups, 1e-6), group_norm_np(x, groups),
+                               atol=2e-5)
     module = GroupNorm(groups)
     params = {"params": {"scale": jnp.arange(shape[-1], dtype=jnp.float32), "bias": jnp.ones(shape[-1])}}
     ref = group_norm_np(x, groups) * np.arange(shape[-1]) + 1
@@ -42,17 +44,21 @@ def test_group_norm_matches_numpy(shape, groups):
 
 
 def test_group_norm_gradient_matches_finite_differences():
-    """The hand-written backward pass against central differences of the float64 NumPy forward."""
+    """The hand-written backward pass (x, scale and bias) against central differences of the float64
+    NumPy forward."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 3, 4, 6))
-    w = rng.standard_normal(x.shape)  # loss = sum(w * sin(GN(x)))
-    grad = jax.grad(lambda v: jnp.sum(jnp.float32(w) * jnp.sin(normalize_groups(v, 3, 1e-6))))(jnp.float32(x))
-    loss = lambda v: np.sum(w * np.sin(group_norm_np(v, 3)))
+    x, scale, bias = rng.standard_normal((2, 3, 4, 6)) * 2 + 0.5, rng.standard_normal(6), rng.standard_normal(6)
+    w = rng.standard_normal(x.shape)  # loss = sum(w * sin(GN(x) * scale + bias))
+    loss_jax = lambda *a: jnp.sum(jnp.float32(w) * jnp.sin(group_norm_affine(*a, 3, 1e-6)))
+    grads = jax.grad(loss_jax, argnums=(0, 1, 2))(*(jnp.float32(v) for v in (x, scale, bias)))
+    loss = lambda x, scale, bias: np.sum(w * np.sin(group_norm_np(x, 3) * scale + bias))
     for seed in range(3):
-        d = np.random.default_rng(10 + seed).standard_normal(x.shape)
+        d = [np.random.default_rng(10 + seed).standard_normal(v.shape) for v in (x, scale, bias)]
         h = 1e-5
-        fd = (loss(x + h * d) - loss(x - h * d)) / (2 * h)
-        assert float(jnp.sum(grad * d)) == pytest.approx(fd, rel=1e-3, abs=1e-4)
+        for i, (g, dv) in enumerate(zip(grads, d)):  # each argument's gradient on its own
+            step = lambda sign: [v + sign * h * dv if j == i else v for j, v in enumerate((x, scale, bias))]
+            fd = (loss(*step(1)) - loss(*step(-1))) / (2 * h)
+            assert float(jnp.sum(g * dv)) == pytest.approx(fd, rel=1e-3, abs=1e-4)
 
 
 def test_timestep_embedding_matches_formula():

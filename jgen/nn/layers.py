@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.nn.conv import conv_same, upsample_conv3x3
+from jgen.nn.conv import conv_same, materialised, upsample_conv3x3
 
 
 def default_init(scale: float = 1.0):
@@ -50,42 +50,59 @@ def conv3x3(features: int, scale: float = 1.0, stride: int = 1, upsample: bool =
     return Conv3x3(features, scale, stride, upsample, name=name)
 
 
-def _group_mean(v, groups: int, count: int):
-    """Per-(sample, group) mean of a [B, H, W, C] tensor, broadcast back to [B, 1, 1, C].
+def _group_sum(s, groups: int):
+    """[B, C] per-channel sums -> [B, C] sums over each channel's group.
 
-    Reducing over H, W first and over the channels of a group second is ~15x faster on XLA:CPU
-    than one reduction over a reshaped [B, HW, G, C/G] view (measured: 1.4 ms against 23 ms).
+    Reducing a [B, H, W, C] tensor over H, W first and over the channels of a group second is ~15x
+    faster on XLA:CPU than one reduction over a reshaped [B, HW, G, C/G] view (1.4 ms against 23).
     """
-    b, c = v.shape[0], v.shape[-1]
-    s = jnp.sum(v, axis=(1, 2)).reshape(b, groups, c // groups).sum(-1) / count
-    return jnp.repeat(s, c // groups, axis=1)[:, None, None, :]
+    b, c = s.shape
+    return jnp.repeat(s.reshape(b, groups, c // groups).sum(-1), c // groups, axis=1)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def normalize_groups(x, groups: int, eps: float):
-    """(x - mean) / sqrt(var + eps) per sample and channel group; x: [B, H, W, C]."""
-    return _normalize_fwd(x, groups, eps)[0]
+def _per_channel(*coefficients):
+    """[B, C] coefficients, stored (`materialised`) and shaped to broadcast over [B, H, W, C].
+
+    Fused into the full-size elementwise loop, the group-to-channel repeat is re-indexed for every
+    pixel and keeps XLA:CPU from vectorising it: a GroupNorm + SiLU forward and backward at
+    16x28x28x48 took 2.5 ms that way, 1.0 ms with stored coefficients (PyTorch: 1.3 ms).
+    """
+    return [a[:, None, None, :] for a in materialised(coefficients)]
 
 
-def _normalize_fwd(x, groups, eps):
-    count = x.shape[1] * x.shape[2] * (x.shape[3] // groups)
-    mean = _group_mean(x, groups, count)
-    var = _group_mean(jnp.square(x), groups, count) - jnp.square(mean)
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def group_norm_affine(x, scale, bias, groups: int, eps: float):
+    """scale * (x - mean) / sqrt(var + eps) + bias, statistics per sample and channel group.
+
+    x: [B, H, W, C] float32; scale, bias: [C]. Written as one x * a + b with [B, C] coefficients,
+    forward and backward, because that is one vectorised multiply-add per element on XLA:CPU.
+    """
+    return _group_norm_fwd(x, scale, bias, groups, eps)[0]
+
+
+def _group_norm_fwd(x, scale, bias, groups, eps):
+    n = x.shape[1] * x.shape[2] * (x.shape[3] // groups)
+    mean = _group_sum(jnp.sum(x, axis=(1, 2)), groups) / n
+    var = _group_sum(jnp.sum(jnp.square(x), axis=(1, 2)), groups) / n - jnp.square(mean)
     inv = jax.lax.rsqrt(jnp.maximum(var, 0.0) + eps)
-    xhat = (x - mean) * inv
-    return xhat, (xhat, inv)
+    a, b = _per_channel(inv * scale, bias - mean * inv * scale)
+    return x * a + b, (x, mean, inv, scale)
 
 
-def _normalize_bwd(groups, eps, res, dy):
-    # dx = inv * (dy - E_g[dy] - xhat * E_g[dy * xhat]): the standard normalisation backward,
-    # written with the fast reductions above because autodiff of them is again slow on XLA:CPU.
-    xhat, inv = res
-    count = xhat.shape[1] * xhat.shape[2] * (xhat.shape[3] // groups)
-    dx = inv * (dy - _group_mean(dy, groups, count) - xhat * _group_mean(dy * xhat, groups, count))
-    return (dx,)
+def _group_norm_bwd(groups, eps, res, dy):
+    # With xhat = (x - mean) * inv and g = dy * scale, the normalisation backward is
+    # dx = inv * (g - E_group[g] - xhat * E_group[g * xhat]), regrouped as dy * p + x * q + r.
+    x, mean, inv, scale = res
+    n = x.shape[1] * x.shape[2] * (x.shape[3] // groups)
+    m, i = _per_channel(mean, inv)
+    dy_sum = jnp.sum(dy, axis=(1, 2))  # [B, C]
+    dy_xhat = jnp.sum(dy * ((x - m) * i), axis=(1, 2))  # [B, C]
+    g_mean, gx_mean = _group_sum(dy_sum * scale, groups) / n, _group_sum(dy_xhat * scale, groups) / n
+    p, q, r = _per_channel(inv * scale, -inv * inv * gx_mean, inv * (mean * inv * gx_mean - g_mean))
+    return dy * p + x * q + r, jnp.sum(dy_xhat, 0), jnp.sum(dy_sum, 0)
 
 
-normalize_groups.defvjp(_normalize_fwd, _normalize_bwd)
+group_norm_affine.defvjp(_group_norm_fwd, _group_norm_bwd)
 
 
 class GroupNorm(nn.Module):
@@ -102,8 +119,9 @@ class GroupNorm(nn.Module):
         c = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
-        xhat = normalize_groups(x.astype(jnp.float32), self.groups, self.epsilon).astype(x.dtype)
-        return xhat * scale.astype(x.dtype) + bias.astype(x.dtype)
+        f32 = jnp.float32  # (under bfloat16 compute the parameters arrive as bfloat16 too)
+        return group_norm_affine(x.astype(f32), scale.astype(f32), bias.astype(f32), self.groups,
+                                 self.epsilon).astype(x.dtype)
 
 
 def group_norm(channels: int, groups: int, name=None):
