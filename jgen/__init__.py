@@ -1,6 +1,7 @@
 """jgen: deep image generators in JAX/Flax (diffusion, GANs, VAEs)."""
 
 import os
+import sys
 
 __version__ = "0.1.0"
 
@@ -33,9 +34,10 @@ def _keep_host_memory() -> None:
     if os.environ.get("JGEN_HOST_DEFAULTS", "1") == "0":
         return
     if "JAX_CPU_ENABLE_ASYNC_DISPATCH" not in os.environ:
-        import jax
-
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
+        if "jax" in sys.modules:
+            sys.modules["jax"].config.update("jax_cpu_enable_async_dispatch", False)
+        else:  # read when jax is imported; importing it here would slow `jgen --help`
+            os.environ["JAX_CPU_ENABLE_ASYNC_DISPATCH"] = "false"
     if not any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")):
         import ctypes
 
