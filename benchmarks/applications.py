@@ -31,7 +31,7 @@ from jgen.families import diffusion  # noqa: E402
 from jgen.eval.metrics import psnr, ssim  # noqa: E402
 from jgen.images import save_grid  # noqa: E402
 from jgen.train.loop import restore_run  # noqa: E402
-from jgen.train.parallel import make_mesh  # noqa: E402
+from jgen.sharding import make_mesh  # noqa: E402
 
 
 def main():

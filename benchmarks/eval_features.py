@@ -22,7 +22,7 @@ from benchmarks.timing import timed, write_results  # noqa: E402
 from jgen.eval import evaluate as E  # noqa: E402
 from jgen.eval import inception  # noqa: E402
 from jgen.eval.classifier import Classifier  # noqa: E402
-from jgen.train.parallel import make_mesh  # noqa: E402
+from jgen.sharding import make_mesh  # noqa: E402
 
 
 def random_params(module, shape, rng):

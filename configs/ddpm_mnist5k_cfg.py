@@ -1,17 +1,3 @@
-"""The offline default made class-conditional: classifier-free guidance (Ho & Salimans 2022).
+"""The ddpm_mnist5k_cfg recipe lives in jgen/configs/ddpm_mnist5k_cfg.py."""
 
-10% of the training labels are replaced by the null label, so one network learns both the
-conditional and the unconditional model; sampling mixes them at sample.guidance (2.0 here, Ho &
-Salimans' w = 1). `jgen sample --label 3 --guidance 2.0` draws threes.
-"""
-
-import os
-
-from jgen.config import load_config
-
-
-def get_config():
-    c = load_config(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ddpm_mnist5k.py"))
-    c.condition = dict(kind="class", num_classes=10, drop=0.1)
-    c.sample.guidance = 2.0
-    return c
+from jgen.configs.ddpm_mnist5k_cfg import get_config  # noqa: F401

@@ -1,9 +1,6 @@
 """The argument parser of the `jgen` command: every subcommand, its flags and help texts."""
 
 import argparse
-import os
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout, where configs/ lives
 
 _OVERRIDES_HELP = """\
 Config overrides: any key of the config, dotted, as --set KEY=VALUE (repeatable) or --config.KEY=VALUE,
@@ -14,8 +11,8 @@ batch_size, log_every, sample_every, ckpt_every, keep_checkpoints, compute_dtype
 max_nonfinite), sample (num, ...), eval (every, num, metrics, extractor), and the
 family's own: diffusion (timesteps, schedule, prediction) or gan (loss, n_critic, gp_weight), and
 for conditional DDPMs condition (kind class: num_classes, drop; kind lowres: scale, drop).
-Every key with its value is in the config file itself, e.g. configs/ddpm_mnist5k.py or
-configs/dcgan_mnist5k.py."""
+Every key and its default is in jgen/configs/base.py; a recipe (jgen/configs/NAME.py, or the thin
+configs/NAME.py of a checkout) changes a few of them. Values are checked before anything runs."""
 
 
 _INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -33,9 +30,9 @@ def _weights_args(p) -> None:
     p.add_argument("--weights", metavar="PATH", help="instead of --workdir: pretrained DDPM weights in diffusers' "
                    "UNet2DModel layout (a model directory with config.json, or a .safetensors/.bin file), "
                    "e.g. google/ddpm-cifar10-32; outputs go to runs/pretrained-<name>/")
-    p.add_argument("--config", default=os.path.join(_ROOT, "configs", "ddpm_cifar10.py"), metavar="FILE",
-                   help="with --weights: the diffusion config for schedule, sampler and data (default "
-                   "configs/ddpm_cifar10.py)")
+    p.add_argument("--config", default="ddpm_cifar10", metavar="RECIPE|FILE",
+                   help="with --weights: the diffusion config for schedule, sampler and data, a packaged recipe "
+                   "name or a config file (default ddpm_cifar10)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --weights: override a key of --config (e.g. sample.sampler=ddpm, data.data_dir=DIR)")
 
@@ -47,17 +44,32 @@ def _class_flags(p) -> None:
                    "scale, 0 unconditional, 1 conditional, >1 stronger (default: the run's sample.guidance)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jgen", description="Train and sample deep image generators (JAX/Flax).")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def split_overrides(argv):
+    """(the arguments argparse parses, the overrides): --config.KEY=VALUE and --config.KEY VALUE are
+    config overrides, like --set KEY=VALUE."""
+    rest, overrides, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--config.") and ("=" in a or i + 1 < len(argv)):
+            overrides.append(a[len("--config."):] if "=" in a else f"{a[len('--config.'):]}={argv[i + 1]}")
+            i += 1 if "=" in a else 2
+            continue
+        rest.append(a)
+        i += 1
+    return rest, overrides
 
+
+def _train_parser(sub) -> None:
+    """jgen train and its multi-process flags."""
     t = sub.add_parser("train", help="train a model from a config file (resumes if WORKDIR has checkpoints)",
                        description="Train a model from a config file. Writes WORKDIR/checkpoints (Orbax), "
                        "metrics.jsonl, tb/ (TensorBoard), samples/step_*.png and samples/final.png. "
                        "Re-running the same command resumes from the latest checkpoint; Ctrl-C or SIGTERM "
                        "saves a checkpoint and exits.", epilog=_OVERRIDES_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--config", required=True, metavar="FILE", help="config file, e.g. configs/ddpm_mnist5k.py")
+    t.add_argument("--config", required=True, metavar="RECIPE|FILE", help="a packaged recipe (ddpm_mnist5k, "
+                   "dcgan_mnist5k, betavae_mnist5k, ddpm_cifar10, ...: see jgen/configs/) or a config file "
+                   "whose get_config() returns an ml_collections.ConfigDict")
     t.add_argument("--workdir", metavar="DIR", help="run directory (default: runs/<config name>)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     d = t.add_argument_group("multi-process (several hosts, or several processes on one)")
@@ -68,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--num-processes", type=int, default=0, metavar="N", help="(or $JGEN_NUM_PROCESSES)")
     d.add_argument("--process-id", type=int, default=-1, metavar="I", help="0..N-1 (or $JGEN_PROCESS_ID)")
 
+
+def _sample_parser(sub) -> None:
+    """jgen sample."""
     s = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid and an .npz",
                        description="Sample from the latest checkpoint of WORKDIR (EMA weights by default). "
                        "Writes a PNG grid to --out and the uint8 images [N, H, W, C] to the same path with .npz.")
@@ -83,24 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     _class_flags(s)
 
-    def guided(name, help_, description):
-        q = sub.add_parser(name, help=help_, description=description)
-        q.add_argument("--workdir", metavar="DIR", help="a diffusion run written by `jgen train`")
-        _weights_args(q)
-        q.add_argument("--image", required=True, metavar="PNG", help="input image (square; resized to the model's "
-                       "size, except for superres)")
-        q.add_argument("--num", type=int, default=1, help="results drawn for the one input (default 1; more "
-                       "give a grid)")
-        q.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-        q.add_argument("--out", default=None, metavar="PNG", help=f"output (default WORKDIR/samples/{name}.png)")
-        q.add_argument("--sampler", choices=["ddim", "ddpm"], help="default: the run's config (sample.sampler)")
-        q.add_argument("--steps", type=int, help="DDIM steps; default from the run's config")
-        q.add_argument("--eta", type=float, help="DDIM noise (stochastic samplers suit guidance best: eta 1)")
-        q.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
-        _class_flags(q)
-        return q
 
-    q = guided("inpaint", "fill the white part of a mask with an unconditional DDPM (RePaint)",
+def _guided(sub, name, help_, description):
+    q = sub.add_parser(name, help=help_, description=description)
+    q.add_argument("--workdir", metavar="DIR", help="a diffusion run written by `jgen train`")
+    _weights_args(q)
+    q.add_argument("--image", required=True, metavar="PNG", help="input image (square; resized to the model's "
+                   "size, except for superres)")
+    q.add_argument("--num", type=int, default=1, help="results drawn for the one input (default 1; more "
+                   "give a grid)")
+    q.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    q.add_argument("--out", default=None, metavar="PNG", help=f"output (default WORKDIR/samples/{name}.png)")
+    q.add_argument("--sampler", choices=["ddim", "ddpm"], help="default: the run's config (sample.sampler)")
+    q.add_argument("--steps", type=int, help="DDIM steps; default from the run's config")
+    q.add_argument("--eta", type=float, help="DDIM noise (stochastic samplers suit guidance best: eta 1)")
+    q.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    _class_flags(q)
+    return q
+
+
+def _guided_parsers(sub) -> None:
+    """jgen inpaint | superres | edit: one input image through a diffusion run."""
+    q = _guided(sub, "inpaint", "fill the white part of a mask with an unconditional DDPM (RePaint)",
                "RePaint (Lugmayr et al. 2022): at every step the known pixels, noised to the current level, "
                "are pasted into the sample; every JUMP steps the sampler climbs JUMP steps back up and "
                "descends again, RESAMPLE times in all, which blends the filled region into the known one. "
@@ -111,18 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--jump", type=int, default=10, help="RePaint jump length in sampler steps (default 10)")
     q.add_argument("--resample", type=int, default=5, help="times each stretch is walked (default 5; 1 = no "
                    "resampling)")
-    q = guided("superres", "upsample a low-resolution image (SR3 run, or ILVR with an unconditional run)",
+    q = _guided(sub, "superres", "upsample a low-resolution image (SR3 run, or ILVR with an unconditional run)",
                "With a run trained on low-resolution inputs (condition.kind=lowres, e.g. configs/sr3_mnist5k.py) "
                "this is SR3 (Saharia et al. 2021). With an unconditional run it is ILVR (Choi et al. 2021): after "
                "every step the sample's SCALE x SCALE block means are replaced by the input's, noised to the "
                "current level, so the output box-downsampled by SCALE is the input.")
     q.add_argument("--scale", type=int, default=4, help="upsampling factor; the input must be (model size / "
                    "SCALE) pixels square (default 4)")
-    q = guided("edit", "SDEdit: turn a rough image or stroke painting into one of the training domain",
+    q = _guided(sub, "edit", "SDEdit: turn a rough image or stroke painting into one of the training domain",
                "SDEdit (Meng et al. 2022): noise the input to STRENGTH (0: unchanged, 1: pure noise) and denoise "
                "with the run's sampler. Low strength keeps the layout and colours, high strength the rough idea.")
     q.add_argument("--strength", type=float, default=0.5, help="in [0, 1] (default 0.5)")
 
+
+def _export_interpolate_parsers(sub) -> None:
+    """jgen export and jgen interpolate."""
     x = sub.add_parser("export", help="write N samples as an image folder (synthetic data for augmentation)",
                        description="Samples NUM images into OUT as PNGs: OUT/<class>/NNNNNN.png for a "
                        "class-conditional run (classes in turn, or only --label), OUT/NNNNNN.png otherwise. "
@@ -147,27 +169,34 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/interpolate.png)")
     i.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
 
-    def data_args(q, num):
-        q.add_argument("--workdir", required=True, metavar="DIR", help="a VAE run directory written by `jgen train`")
-        q.add_argument("--split", default=None, help="split of the run's data source, e.g. test (default: the run's)")
-        q.add_argument("--num", type=int, default=num, help=f"images taken from the start of the split (default {num})")
-        q.add_argument("--seed", type=int, default=0, help="seed of the posterior sample (default 0)")
-        q.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/<command>.png)")
 
+def _data_args(q, num):
+    q.add_argument("--workdir", required=True, metavar="DIR", help="a VAE run directory written by `jgen train`")
+    q.add_argument("--split", default=None, help="split of the run's data source, e.g. test (default: the run's)")
+    q.add_argument("--num", type=int, default=num, help=f"images taken from the start of the split (default {num})")
+    q.add_argument("--seed", type=int, default=0, help="seed of the posterior sample (default 0)")
+    q.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/<command>.png)")
+
+
+def _vae_parsers(sub) -> None:
+    """jgen reconstruct and jgen traverse (VAE runs)."""
     r = sub.add_parser("reconstruct", help="VAE: dataset images beside their reconstructions, and the ELBO",
                        description="Encodes the first NUM images of the split, decodes the posterior means and "
                        "writes pairs (image, reconstruction) as a grid. Prints the ELBO of those images in nats "
                        "per image and bits per dimension (one posterior sample per image).")
-    data_args(r, 32)
+    _data_args(r, 32)
     v = sub.add_parser("traverse", help="VAE: one row per latent, swept from -R to R around an encoded image",
                        description="Encodes image INDEX of the split; row i sets latent i to COLS values from -R to "
                        "R and keeps the others at the posterior mean. Rows are ordered by their KL over the "
                        "first NUM images (most informative first), which the command prints.")
-    data_args(v, 256)
+    _data_args(v, 256)
     v.add_argument("--index", type=int, default=0, help="which image to encode (default 0)")
     v.add_argument("--range", type=float, default=3.0, help="sweep from -R to R (default 3)")
     v.add_argument("--cols", type=int, default=9, help="points per row (default 9)")
 
+
+def _eval_parser(sub) -> None:
+    """jgen eval."""
     e = sub.add_parser("eval", help="FID, KID, Inception Score, precision/recall of a run's samples",
                        description="Samples NUM images from the latest checkpoint, embeds them and up to NUM images "
                        "of the reference split with one extractor, and writes a JSON report (default "
@@ -199,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--real", default="", metavar="SPLIT", help="score the first NUM images of this split of the "
                    "run's dataset instead of samples: the floor the metric can reach (e.g. --real train)")
 
+
+def _tool_parsers(sub) -> None:
+    """jgen train-classifier and jgen convert-inception."""
     c = sub.add_parser("train-classifier", help="train the offline feature extractor for `eval --extractor classifier`",
                        description="Trains a small CNN on the labels of a dataset and writes OUT/classifier.msgpack "
                        "and OUT/classifier.json (with its test accuracy). Its 128-d penultimate features stand in "
@@ -221,4 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("src", metavar="PTH", help="pt_inception-2015-12-05-6726825d.pth")
     k.add_argument("dst", nargs="?", default="~/.cache/jgen/inception-2015-12-05.npz", metavar="NPZ",
                    help="output (default ~/.cache/jgen/inception-2015-12-05.npz, where `eval` looks)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jgen", description="Train and sample deep image generators (JAX/Flax).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _train_parser(sub)
+    _sample_parser(sub)
+    _guided_parsers(sub)
+    _export_interpolate_parsers(sub)
+    _vae_parsers(sub)
+    _eval_parser(sub)
+    _tool_parsers(sub)
     return p

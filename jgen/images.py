@@ -1,10 +1,12 @@
-"""Images at the edges: float [-1, 1] arrays <-> uint8, sample grids as PNG, batches as .npz."""
+"""Images at the edges: float [-1, 1] arrays <-> uint8, sample grids as PNG, input images and masks."""
 
 import math
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from jgen.errors import JgenError
 
 
 def to_uint8(images) -> np.ndarray:
@@ -39,3 +41,37 @@ def save_grid(images, path: str, cols: int = 0) -> np.ndarray:
     images = to_uint8(images)
     save_png(grid(images, cols=cols), path)
     return images
+
+
+def read_image(path: str, size: int, channels: int, resize: bool = True) -> np.ndarray:
+    """A square PNG/JPEG -> float32 [1, size, size, channels] in [-1, 1] (bicubic resize if needed and
+    allowed)."""
+    if not os.path.isfile(path):
+        raise JgenError(f"image not found: {path}")
+    try:
+        im = Image.open(path)
+        im = im.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise JgenError(f"cannot read image {path}: {e}") from None
+    if im.width != im.height:
+        raise JgenError(f"{path} is {im.width}x{im.height}; crop it square first (the model is {size}x{size})")
+    if im.width != size and not resize:
+        raise JgenError(f"{path} is {im.width}x{im.height}; expected {size}x{size}")
+    if im.width != size:
+        im = im.resize((size, size), Image.BICUBIC)
+    x = np.asarray(im, np.float32).reshape(size, size, channels)
+    return (x / 127.5 - 1.0)[None]
+
+
+def read_mask(path: str, size: int) -> np.ndarray:
+    """A mask image, white = fill -> keep [1, size, size, 1] (1 = known), nearest-neighbour resized."""
+    if not os.path.isfile(path):
+        raise JgenError(f"mask not found: {path}")
+    try:
+        im = Image.open(path).convert("L")
+    except (UnidentifiedImageError, OSError) as e:
+        raise JgenError(f"cannot read mask {path}: {e}") from None
+    if im.width != im.height:
+        raise JgenError(f"mask {path} is {im.width}x{im.height}; it must be square like the image")
+    m = np.asarray(im.resize((size, size), Image.NEAREST)) > 127
+    return (~m).astype(np.float32)[None, ..., None]

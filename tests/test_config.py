@@ -1,14 +1,91 @@
-"""Config loading and dotted overrides."""
+"""Config loading, dotted overrides, packaged recipes and `check`, the one place values are validated."""
 
+import json
 import os
+import subprocess
+import sys
 
+import ml_collections
 import pytest
 
-from jgen.config import apply_overrides, load_config, read_config, save_config
+from jgen.config import (FAMILY_RULES, SHARED_RULES, apply_overrides, check, halvings, load_config, read_config,
+                         save_config)
+from jgen.configs import RECIPES, base
 from jgen.errors import JgenError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "ddpm_mnist5k.py")
+
+# (recipe, one override, a substring of check's message): each makes `check` refuse the config.
+# The message must also name the override's key and fit on one line. Reused by a CLI-level test.
+BAD_VALUES = [
+    ("ddpm_mnist5k", "seed=-1", "an int >= 0"),
+    ("ddpm_mnist5k", "data.source=mnist", "builtin:NAME[:SPLIT], tfds:NAME[:SPLIT] or folder:PATH"),
+    ("ddpm_mnist5k", "data.image_size=2", "an int in [4, 1024]"),
+    ("dcgan_mnist5k", "data.channels=2", "one of 1 | 3"),
+    ("betavae_mnist5k", "data.crop=-1", "an int >= 0"),
+    ("betavae_mnist5k", "data.shuffle_buffer=0", "an int >= 1"),
+    ("ddpm_mnist5k", "train.steps=0", "an int >= 1"),
+    ("ddpm_mnist5k", "train.sample_every=-1", "an int >= 0"),
+    ("betavae_mnist5k", "train.compute_dtype=float16", "one of float32 | bfloat16"),
+    ("ddpm_mnist5k", "train.max_nonfinite=0", "an int >= 1"),
+    ("ddpm_mnist5k", "train.grad_accum=3", "must be divisible by train.grad_accum=3"),
+    ("ddpm_mnist5k", "optim.lr=0", "a number > 0"),
+    ("ddpm_mnist5k", "optim.ema_decay=1", "a number in [0, 1)"),
+    ("betavae_dsprites", "optim.weight_decay=-0.1", "a number >= 0"),
+    ("dcgan_mnist5k", "optim.gen.b1=1", "a number in [0, 1)"),
+    ("wgangp_cifar10", "optim.disc.grad_clip=-1", "a number >= 0"),
+    ("ddpm_mnist5k", "sample.sampler=euler", "one of ddpm | ddim"),
+    ("ddpm_mnist5k", "sample.steps=2000", "must be in [1, diffusion.timesteps=1000]"),
+    ("ddpm_cifar10", "sample.variance=medium", "one of small | large"),
+    ("dcgan_mnist5k", "sample.num=0", "an int >= 1"),
+    ("ddpm_mnist5k", "diffusion.timesteps=0", "an int >= 1"),
+    ("ddpm_mnist5k", "diffusion.schedule=quadratic", "one of linear | cosine"),
+    ("ddpm_cifar10", "diffusion.prediction=score", "one of eps | x0 | v"),
+    ("ddpm_cifar10", "diffusion.beta_start=0.05", "must be below diffusion.beta_end=0.02"),
+    ("ddpm_mnist5k", "model.ch_mult=()", "a non-empty tuple of ints >= 1"),
+    ("ddpm_mnist5k", "model.dropout=1", "a number in [0, 1)"),
+    ("ddpm_mnist5k", "model.ch_mult=(1,2,2,4)", "must be divisible by 2^3=8, the U-Net's 3 downsamplings"),
+    ("ddpm_cifar10", "data.image_size=36", "use fewer levels in model.ch_mult"),
+    ("ddpm_mnist5k", "model.num_groups=32", "must divide every level's width model.ch * m = [16, 32, 64]"),
+    ("ddpm_mnist5k", "model.attn_resolutions=(8,)", "lists sides the U-Net never has ([8])"),
+    ("dcgan_mnist5k", "model.ngf=0", "an int >= 1"),
+    ("dcgan_mnist5k", "model.disc_norm=layer", "one of batch | none"),
+    ("dcgan_cifar10", "model.upsample=nearest", "one of subpixel | transpose"),
+    ("wgangp_cifar10", "model.disc_norm=batch", "disc_norm=none"),
+    ("dcgan_cifar10", "data.image_size=9", "does not fit the DCGAN networks"),
+    ("betavae_mnist5k", "model.latent_dim=0", "an int >= 1"),
+    ("betavae_dsprites", "data.image_size=128", "does not fit the beta-VAE networks"),
+    ("dcgan_mnist5k", "gan.loss=hinge", "one of nonsaturating | wgan-gp"),
+    ("dcgan_cifar10", "gan.loss=wgan-gp", "disc_norm=none"),
+    ("wgangp_cifar10", "gan.n_critic=0", "an int >= 1"),
+    ("wgangp_cifar10", "gan.n_critic=3", "must be a multiple of gan.n_critic (3)"),
+    ("wgangp_cifar10", "gan.gp_weight=-1", "a number >= 0"),
+    ("dcgan_mnist5k", "train.grad_accum=2", "applies to the diffusion and VAE families"),
+    ("betavae_mnist5k", "vae.likelihood=laplace", "one of bernoulli | gaussian | gaussian_learned"),
+    ("betavae_celeba64", "vae.sigma=0", "a number > 0"),
+    ("betavae_dsprites", "vae.objective=elbo", "one of beta | capacity"),
+    ("betavae_dsprites", "vae.capacity_steps=0", "an int >= 1"),
+    ("ddpm_mnist5k", "condition.kind=text", "one of none | class | lowres"),
+    ("ddpm_mnist5k_cfg", "condition.num_classes=1", "an int >= 2"),
+    ("ddpm_mnist5k_cfg", "condition.drop=1.5", "a number in [0, 1]"),
+    ("sr3_mnist5k", "condition.scale=5", "must divide data.image_size=32"),
+    ("dcgan_mnist5k", "condition.kind=class", "needs the diffusion family"),
+    ("betavae_mnist5k", "condition.kind=lowres", "needs the diffusion family"),
+    ("ddpm_mnist5k", "eval.every=-1", "an int >= 0"),
+    ("ddpm_mnist5k", "eval.metrics=fid,ssim", "a comma-separated list of fid, kid, is, pr"),
+    ("ddpm_mnist5k", "eval.metrics=", "(at least one)"),
+    ("dcgan_cifar10", "eval.extractor=clip", "one of inception | classifier"),
+    ("betavae_mnist5k", "eval.num=1", "an int >= 2"),
+    ("betavae_mnist5k", "eval.num=3", "precision/recall (k=3) needs eval.num > 3"),
+    ("ddpm_cifar10", "eval.batch=0", "an int >= 1"),
+]
+
+# The same, checked with check(config, devices=8): train.batch_size must split over the devices.
+BAD_VALUES_ON_8_DEVICES = [
+    ("ddpm_mnist5k", "train.batch_size=20", "train.batch_size=20 must be divisible by the 8 devices"),
+    ("ddpm_mnist5k", "train.grad_accum=4", "must be divisible by the 8 devices times train.grad_accum=4"),
+]
 
 
 def test_overrides_parse_by_existing_type():
@@ -45,3 +122,138 @@ def test_original_config_untouched_and_round_trip(tmp_path):
 def test_missing_config_file():
     with pytest.raises(JgenError, match="not found"):
         load_config("/nonexistent/config.py")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_loads_by_name_and_by_file_and_passes_check(recipe):
+    by_name = load_config(recipe)
+    assert load_config(recipe + ".py").to_dict() == by_name.to_dict()
+    assert load_config(os.path.join(ROOT, "configs", recipe + ".py")).to_dict() == by_name.to_dict()
+    check(by_name)
+
+
+def test_every_recipe_has_a_top_level_file():
+    files = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".py"))
+    assert files == sorted(RECIPES)
+
+
+@pytest.mark.parametrize("family", base.FAMILIES)
+def test_rules_cover_every_key_of_the_base_config(family):
+    def flat(tree, prefix=""):
+        return {k for key, v in tree.items()
+                for k in (flat(v, f"{prefix}{key}.") if isinstance(v, dict) else {prefix + key})}
+
+    assert flat(base.get_config(family).to_dict()) == {"family"} | set(SHARED_RULES) | set(FAMILY_RULES[family])
+    check(base.get_config(family))
+
+
+def test_unknown_family():
+    with pytest.raises(JgenError, match="unknown family 'flow' \\(known: diffusion, gan, vae\\)"):
+        base.get_config("flow")
+    c = load_config("ddpm_mnist5k")
+    c.family = "flow"
+    with pytest.raises(JgenError, match="family='flow' must be one of diffusion | gan | vae"):
+        check(c)
+
+
+def test_packaged_recipe_from_another_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config("ddpm_mnist5k").to_dict() == load_config(CONFIG).to_dict()
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("c.txt", "def get_config(): pass\n", "is not a Python file"),
+    ("c.py", "def get_config(:\n", "failed to load: SyntaxError: "),
+    ("c.py", "raise RuntimeError('first line\\nsecond line')\n", "failed to load: RuntimeError: first line"),
+    ("c.py", "x = 1\n", "defines no get_config()"),
+    ("c.py", "def get_config():\n    return {}['model']\n", "failed to load: KeyError: 'model'"),
+    ("c.py", "def get_config():\n    return {'a': 1}\n", "returned a dict, not an ml_collections.ConfigDict"),
+])
+def test_load_config_errors_are_one_line(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(JgenError) as e:
+        load_config(str(path))
+    assert message in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_load_config_not_found_lists_the_recipes():
+    with pytest.raises(JgenError) as e:
+        load_config("ddpm_mnist6k")
+    assert "neither a file nor a packaged recipe" in str(e.value) and "ddpm_mnist5k_cfg" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_read_config_fills_keys_the_file_lacks(tmp_path):
+    path = tmp_path / "config.json"
+    save_config(load_config("ddpm_mnist5k"), path)
+    saved = json.loads(path.read_text())
+    del saved["condition"], saved["train"]["grad_accum"], saved["sample"]["guidance"]
+    path.write_text(json.dumps(saved))
+    c = read_config(path)
+    assert c.to_dict() == load_config("ddpm_mnist5k").to_dict()
+    assert c.condition.kind == "none" and c.train.grad_accum == 1 and c.sample.guidance == 1.0
+    check(c)
+
+
+def test_check_refuses_unknown_and_missing_keys():
+    c = load_config("ddpm_mnist5k")
+    c.train.stpes = 10
+    with pytest.raises(JgenError, match="unknown config key 'train.stpes' for the diffusion family"):
+        check(c)
+    c = load_config("dcgan_mnist5k").to_dict()
+    del c["gan"]["gp_weight"]
+    with pytest.raises(JgenError, match="config key 'gan.gp_weight' is missing"):
+        check(ml_collections.ConfigDict(c))
+
+
+@pytest.mark.parametrize("recipe, override, message", BAD_VALUES)
+def test_check_refuses_bad_values(recipe, override, message):
+    _assert_refused(recipe, override, message, devices=0)
+
+
+@pytest.mark.parametrize("recipe, override, message", BAD_VALUES_ON_8_DEVICES)
+def test_check_refuses_batches_that_do_not_split_over_devices(recipe, override, message):
+    check(load_config(recipe), devices=8)
+    _assert_refused(recipe, override, message, devices=8)
+
+
+def _assert_refused(recipe, override, message, devices):
+    config = apply_overrides(load_config(recipe), [override])
+    with pytest.raises(JgenError) as e:
+        check(config, devices=devices)
+    text = str(e.value)
+    assert message in text and override.split("=")[0] in text and "\n" not in text, text
+
+
+def test_bad_values_cover_every_section():
+    sections = {override.split("=")[0].split(".")[0] for _, override, _ in BAD_VALUES}
+    assert {"data", "train", "optim", "sample", "diffusion", "model", "condition", "gan", "vae", "eval"} <= sections
+    model_families = {load_config(r).family for r, o, _ in BAD_VALUES if o.startswith("model.")}
+    assert model_families == set(base.FAMILIES)
+
+
+def test_capacity_objective_refuses_micro_batches():
+    config = apply_overrides(load_config("betavae_dsprites"), ["vae.objective=capacity", "train.grad_accum=2"])
+    with pytest.raises(JgenError, match="train.grad_accum > 1 needs vae.objective=beta"):
+        check(config)
+    check(apply_overrides(config, ["train.grad_accum=1"]))
+
+
+def test_halvings_is_the_dcgan_layout():
+    from jgen.nn.dcgan import layout
+
+    for size in range(4, 260):
+        base_side, k = halvings(size)
+        if k < 1:
+            with pytest.raises(JgenError):
+                layout(size)
+        else:
+            assert layout(size) == (base_side, k)
+
+
+def test_config_imports_no_framework():
+    code = ("import sys, jgen.config; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('jax', 'flax', 'tensorflow', 'numpy') or m.startswith(('jgen.nn', 'jgen.train', 'jgen.families'))]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import random_variables, rel_err
+from helpers import random_variables, rel_err
 from jgen.families.gan import gradient_penalty
 from jgen.nn.conv import conv_down, conv_transpose_phases, conv_transpose_reference
 from jgen.nn.dcgan import Discriminator, Generator, layout

@@ -4,16 +4,15 @@ import json
 
 import numpy as np
 
-from conftest import random_variables, run_jgen, tiny_gan_args
+from helpers import jgen, one_line_error, random_variables, run_jgen, tiny_gan_args
 from jgen.data.pipeline import first_images
 from jgen.data.sources import open_source
 from jgen.eval import evaluate as E
 from jgen.eval import metrics
 from jgen.eval.classifier import Classifier
-from jgen.families import get_family
 from jgen.images import to_uint8
-from jgen.train.loop import restore_run
-from jgen.train.parallel import make_mesh
+from jgen.run import open_run
+from jgen.sharding import make_mesh
 
 
 def test_extract_pads_the_last_batch_and_equals_one_call():
@@ -28,7 +27,7 @@ def test_extract_pads_the_last_batch_and_equals_one_call():
     np.testing.assert_allclose(logits, direct["logits"], rtol=1e-5, atol=1e-6)
 
 
-def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path):
+def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path, capsys):
     cls, run, cache = tmp_path / "cls", tmp_path / "run", tmp_path / "cache"
     proc = run_jgen(["train-classifier", "--image-size", "8", "--steps", "60", "--batch-size", "32",
                      "--out", str(cls)], devices=8, check=True)
@@ -36,8 +35,8 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     assert meta["test_accuracy"] > 0.5 and "test accuracy" in proc.stdout  # 10 classes: chance is 0.1
 
     # the trainer's hook: every 2 steps, into metrics.jsonl and WORKDIR/eval/
-    run_jgen(tiny_gan_args(run, "train.steps=4", "eval.every=2", "eval.num=32", "eval.metrics=fid",
-                           f"eval.classifier={cls}", f"eval.cache_dir={cache}"), check=True)
+    jgen(capsys, *tiny_gan_args(run, "train.steps=4", "eval.every=2", "eval.num=32", "eval.metrics=fid",
+                                f"eval.classifier={cls}", f"eval.cache_dir={cache}"))
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "eval/fid_classifier" in r] == [2, 4]
     assert (run / "eval" / "step_0000004.json").exists()
@@ -49,11 +48,11 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     assert not {"fid", "kid", "is", "precision", "recall"} & set(report)  # never called FID without Inception
 
     # the same numbers from one device, recomputed here without the cache
-    mesh = make_mesh()
-    config, state = restore_run(str(run), mesh)
+    trained = open_run(str(run))
+    mesh = trained.mesh
     extractor = E.classifier_extractor(str(cls), 8, 1)
-    fake = E.generate(config, get_family(config.family), state, 64, mesh, batch=32, seed=0)
-    real = to_uint8(first_images(open_source("builtin:mnist5k:test"), config.data, 64))
+    fake = E.generate(trained.sampler(32), 64, batch=32, seed=0)
+    real = to_uint8(first_images(open_source("builtin:mnist5k:test"), trained.config.data, 64))
     real_f, _ = E.extract(extractor, real, mesh)
     fake_f, fake_logits = E.extract(extractor, fake, mesh)
     assert abs(report["fid_classifier"] - metrics.fid_from_features(real_f, fake_f)) < 1e-3 * report["fid_classifier"]
@@ -62,6 +61,6 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     assert abs(report["is_classifier"] - metrics.inception_score(fake_logits)[0]) < 1e-3 * report["is_classifier"]
 
     # bad input: one line, exit 2
-    proc = run_jgen(["eval", "--workdir", str(run), "--extractor", "inception", "--inception", str(tmp_path / "no.npz")])
-    assert proc.returncode == 2 and "convert-inception" in proc.stderr.strip().splitlines()[-1]
-    assert "Traceback" not in proc.stderr
+    _, err = jgen(capsys, "eval", "--workdir", run, "--extractor", "inception", "--inception", tmp_path / "no.npz",
+                  code=2)
+    one_line_error(err, "convert-inception")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_jgen, tiny_gan_args, tiny_vae_args
-from test_train import _spawn, _wait_for_checkpoint, final_state, leaves
+from helpers import (final_state, jgen, leaves, one_line_error, run_jgen, spawn, tiny_gan_args, tiny_vae_args,
+                     wait_for_checkpoint)
 
 WGAN = ["gan.loss=wgan-gp", "gan.n_critic=2", "model.disc_norm=none", "optim.gen.b1=0.0", "optim.disc.b1=0.0"]
 VARIANTS = {"dcgan": (tiny_gan_args, []), "wgan-gp": (tiny_gan_args, WGAN),
@@ -20,11 +20,12 @@ VARIANTS = {"dcgan": (tiny_gan_args, []), "wgan-gp": (tiny_gan_args, WGAN),
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_eight_devices_match_one(tmp_path, variant):
-    """BatchNorm statistics, the critic loop, both optimisers, the VAE's sampling: 8 fake devices == 1 device."""
+def test_eight_devices_match_one(tmp_path, capsys, variant):
+    """BatchNorm statistics, the critic loop, both optimisers, the VAE's sampling: 8 fake devices == 1 device
+    (the one-device run in this process, the eight-device one in a process of its own)."""
     tiny_args, extra = VARIANTS[variant]
     args = ["train.steps=3", "optim.ema_decay=0.9", *extra]
-    run_jgen(tiny_args(tmp_path / "one", *args), devices=1, check=True)
+    jgen(capsys, *tiny_args(tmp_path / "one", *args))
     run_jgen(tiny_args(tmp_path / "eight", *args), devices=8, check=True)
     a, b = final_state(tmp_path / "one"), final_state(tmp_path / "eight")
     assert int(a.step) == int(b.step) == 3
@@ -46,8 +47,8 @@ def test_resume_after_kill_is_bit_exact(tmp_path, jgen_env, variant):
     steps = ["train.steps=40", "train.ckpt_every=3", "optim.ema_decay=0.9", *extra]
     run_jgen(tiny_args(tmp_path / "straight", *steps), check=True)
     args = tiny_args(tmp_path / "cut", *steps)
-    proc = _spawn(args, jgen_env)
-    _wait_for_checkpoint(proc, str(tmp_path / "cut"), 3)
+    proc = spawn(args, jgen_env)
+    wait_for_checkpoint(proc, str(tmp_path / "cut"), 3)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     interrupted_at = int(final_state(tmp_path / "cut").step)
@@ -61,39 +62,37 @@ def test_resume_after_kill_is_bit_exact(tmp_path, jgen_env, variant):
         np.testing.assert_array_equal(x, y)
 
 
-def test_sample_and_interpolate_from_a_gan_run(tmp_path):
-    run_jgen(tiny_gan_args(tmp_path / "run", "train.steps=2"), check=True)
+def test_sample_and_interpolate_from_a_gan_run(tmp_path, capsys):
+    jgen(capsys, *tiny_gan_args(tmp_path / "run", "train.steps=2"))
     assert Image.open(tmp_path / "run" / "samples" / "final.png").size == (3 * 10 + 2,) * 2
-    proc = run_jgen(["sample", "--workdir", str(tmp_path / "run"), "--num", "5", "--out", str(tmp_path / "s.png")],
-                    check=True)
-    assert "5 samples from step 2" in proc.stdout
+    out, _ = jgen(capsys, "sample", "--workdir", tmp_path / "run", "--num", 5, "--out", tmp_path / "s.png")
+    assert "5 samples from step 2" in out
     images = np.load(tmp_path / "s.npz")["images"]
     assert images.shape == (5, 8, 8, 1) and images.dtype == np.uint8 and images.std() > 0
     out = tmp_path / "i.png"
-    run_jgen(["interpolate", "--workdir", str(tmp_path / "run"), "--rows", "3", "--cols", "4", "--out", str(out)],
-             check=True)
+    jgen(capsys, "interpolate", "--workdir", tmp_path / "run", "--rows", 3, "--cols", 4, "--out", out)
     assert Image.open(out).size == (4 * 10 + 2, 3 * 10 + 2)  # 4 points a row, 3 rows
     # bad input: one line each, nothing written for the refused config
-    proc = run_jgen(["sample", "--workdir", str(tmp_path / "run"), "--steps", "3"])
-    assert proc.returncode == 2 and "applies to diffusion runs" in proc.stderr.strip().splitlines()[-1]
-    proc = run_jgen(tiny_gan_args(tmp_path / "bad", "gan.loss=wgan-gp"))
-    assert proc.returncode == 2 and "disc_norm=none" in proc.stderr.strip().splitlines()[-1]
-    assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
+    one_line_error(jgen(capsys, "sample", "--workdir", tmp_path / "run", "--steps", 3, code=2)[1],
+                   "applies to diffusion runs")
+    one_line_error(jgen(capsys, "sample", "--workdir", tmp_path / "run", "--label", 3, code=2)[1],
+                   "applies to diffusion runs")
+    one_line_error(jgen(capsys, *tiny_gan_args(tmp_path / "bad", "gan.loss=wgan-gp"), code=2)[1], "disc_norm=none")
+    assert not (tmp_path / "bad").exists()
 
 
-def test_vae_reconstruct_and_traverse(tmp_path):
-    run_jgen(tiny_vae_args(tmp_path / "run", "train.steps=2"), check=True)
+def test_vae_reconstruct_and_traverse(tmp_path, capsys):
+    jgen(capsys, *tiny_vae_args(tmp_path / "run", "train.steps=2"))
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert all(k in metrics[-1] for k in ("elbo", "bits_per_dim", "active_units", "kl_dim_03"))
     out = tmp_path / "r.png"
-    proc = run_jgen(["reconstruct", "--workdir", str(tmp_path / "run"), "--split", "test", "--num", "6",
-                     "--out", str(out)], check=True)
-    assert "6 images of test: ELBO" in proc.stdout and "bits/dim" in proc.stdout
+    stdout, _ = jgen(capsys, "reconstruct", "--workdir", tmp_path / "run", "--split", "test", "--num", 6,
+                     "--out", out)
+    assert "6 images of test: ELBO" in stdout and "bits/dim" in stdout
     assert Image.open(out).size == (12 * 10 + 2, 10 + 2)  # 6 (image, reconstruction) pairs in one row
     out = tmp_path / "t.png"
-    proc = run_jgen(["traverse", "--workdir", str(tmp_path / "run"), "--cols", "5", "--num", "16",
-                     "--out", str(out)], check=True)
+    stdout, _ = jgen(capsys, "traverse", "--workdir", tmp_path / "run", "--cols", 5, "--num", 16, "--out", out)
     assert Image.open(out).size == (5 * 10 + 2, 4 * 10 + 2)  # one row per latent, 5 points each
-    assert proc.stdout.count(" z") == 4
-    proc = run_jgen(["traverse", "--workdir", str(tmp_path / "run"), "--index", "99", "--num", "16"])
-    assert proc.returncode == 2 and "--index must be in [0, 16)" in proc.stderr.strip().splitlines()[-1]
+    assert stdout.count(" z") == 4
+    one_line_error(jgen(capsys, "traverse", "--workdir", tmp_path / "run", "--index", 99, "--num", 16, code=2)[1],
+                   "--index must be in [0, 16)")

@@ -10,33 +10,12 @@ import sys
 import jax
 import numpy as np
 
-from conftest import ROOT, STRAIGHT, cli_env, run_jgen, tiny_train_args
-from test_train import _one_line_error, _wait_for_checkpoint, final_state, leaves
+from helpers import (ROOT, STRAIGHT, all_leaves, assert_same, cli_env, final_state, leaves, one_line_error,
+                     run_jgen, state_at, tiny_train_args, wait_for_checkpoint)
 from jgen.config import read_config
 from jgen.families import get_family
 from jgen.train import checkpoint
-from jgen.train.state import init_state
-
-
-def state_at(workdir, step):
-    config = read_config(os.path.join(workdir, "config.json"))
-    mgr = checkpoint.manager(str(workdir), create=False)
-    shapes = jax.eval_shape(lambda k: get_family(config.family).init(config, k), jax.random.PRNGKey(0))
-    return checkpoint.restore(mgr, checkpoint.abstract_like(shapes, jax.sharding.SingleDeviceSharding(
-        jax.devices()[0])), step)
-
-
-def all_leaves(state):
-    return leaves(state.params) + leaves(state.ema_params) + leaves(state.opt_state)
-
-
-def assert_same(a, b, tol=0.0):
-    assert int(a.step) == int(b.step)
-    for x, y in zip(all_leaves(a), all_leaves(b), strict=True):
-        if tol:
-            assert np.max(np.abs(x - y)) < tol
-        else:
-            np.testing.assert_array_equal(x, y)
+from jgen.train.step import init_state
 
 
 def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, straight_run):
@@ -63,11 +42,11 @@ import jax.numpy as jnp
 import jgen.families.diffusion as d
 from jgen.cli import main
 
-train_step = d.train_step
-def faulty(config, state, batch):  # a bad batch at step index 2 and from 4 on (steps 3, 5, 6, 7, ...)
-    bad = (state.step == 2) | (state.step >= 4)
-    return train_step(config, state, dict(batch, image=jnp.where(bad, jnp.nan, batch["image"])))
-d.train_step = faulty
+loss = d.loss
+def faulty(config, params, inputs, rng, step):  # a NaN loss at step index 2 and from 4 on (steps 3, 5, 6, ...)
+    value, aux = loss(config, params, inputs, rng, step)
+    return jnp.where((step == 2) | (step >= 4), jnp.nan, value), aux
+d.loss = faulty
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -80,7 +59,8 @@ def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path,
                            "train.max_nonfinite=3")
     proc = subprocess.run([sys.executable, "-c", _NAN_DRIVER, *args], env=cli_env(1), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
-    _one_line_error(proc, "3 non-finite steps in a row (steps 5-7")
+    assert proc.returncode == 2
+    one_line_error(proc.stderr, "3 non-finite steps in a row (steps 5-7")
     assert "Checkpoint 6" in proc.stderr and "is intact" in proc.stderr
     s2, s4, s6 = (state_at(workdir, k) for k in (2, 4, 6))
     assert_same(s2, state_at(straight_run, 2))  # before the first fault: the clean trajectory
@@ -136,7 +116,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
     env = dict(cli_env(1), JGEN_COMPILE_CACHE="")  # no cache files that the cap would also refuse
     proc = subprocess.Popen([sys.executable, "-m", "jgen.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_checkpoint(proc, str(workdir), 2)
+    wait_for_checkpoint(proc, str(workdir), 2)
     resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (50_000, 50_000))
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err[-3000:]

@@ -4,18 +4,17 @@ denoisers of Gaussian data as independent references for what the constraints sh
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
-from conftest import MNIST_CONFIG, TINY, random_variables, rel_err
+from helpers import MNIST_CONFIG, TINY, gaussian_model, random_variables, rel_err
 from jgen.config import apply_overrides, load_config
 from jgen.diffusion import guidance as G
 from jgen.diffusion import samplers
 from jgen.diffusion import schedules as S
 from jgen.families import diffusion
-from jgen.train.state import init_state
-from test_samplers import gaussian_model
+from jgen.families.base import Cond
+from jgen.train.step import init_state
 
 SCHED = S.make_schedule(S.linear_betas(1000))
 MU, SD = 0.3, 0.2  # the toy data: every pixel ~ N(MU, SD^2), independent; gaussian_model denoises it exactly
@@ -100,7 +99,8 @@ def test_sdedit_at_strength_zero_returns_the_input(tiny):
     x = jax.random.uniform(jax.random.PRNGKey(2), (4, 8, 8, 1), minval=-1, maxval=1)
     sched = S.schedule_from_config(config.diffusion)
     x_t, level = G.sdedit_start(sched, x, 0.0, jax.random.PRNGKey(3))
-    out = diffusion.sample(config, state, jax.random.PRNGKey(4), 4, x_T=x_t, start=level)
+    variables = {"params": state.ema_params, "model_state": state.model_state}
+    out = diffusion.sample(config, variables, jax.random.PRNGKey(4), 4, Cond(x_T=x_t, start=level))
     np.testing.assert_array_equal(np.asarray(out), np.asarray(x))
     x_t, level = G.sdedit_start(sched, x, 0.5, jax.random.PRNGKey(3))
     assert level == 499 and diffusion.sampler_path(config, level)[0] == 499
@@ -112,7 +112,7 @@ def test_sdedit_at_strength_zero_returns_the_input(tiny):
 
 def test_classifier_free_guidance_at_0_and_1_is_the_unconditional_and_conditional_model():
     config = apply_overrides(load_config(MNIST_CONFIG), TINY)
-    config.condition = ml_collections.ConfigDict(dict(kind="class", num_classes=10, drop=0.1, scale=4))
+    config.condition.kind = "class"
     model = diffusion.make_model(config)
     x = jax.random.normal(jax.random.PRNGKey(0), (6, 8, 8, 1))
     t = jnp.array([0, 10, 200, 500, 900, 999])
@@ -135,12 +135,12 @@ def test_classifier_free_guidance_at_0_and_1_is_the_unconditional_and_conditiona
 
 @pytest.mark.parametrize("kind", ["class", "lowres"])
 def test_training_drops_a_fraction_of_conditions(kind):
-    config = apply_overrides(load_config(MNIST_CONFIG), TINY)
-    config.condition = ml_collections.ConfigDict(dict(kind=kind, num_classes=10, drop=0.3, scale=4))
+    config = apply_overrides(load_config(MNIST_CONFIG), TINY + [f"condition.kind={kind}", "condition.drop=0.3",
+                                                                "condition.scale=4"])
     n = 2000
     batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (n, 8, 8, 1), minval=-1, maxval=1),
              "label": jnp.arange(n) % 10}
-    cond = np.asarray(diffusion._training_condition(config, batch, jax.random.PRNGKey(1))["cond"])
+    cond = np.asarray(diffusion.prepare(config, batch, jax.random.PRNGKey(1))["cond"])
     if kind == "class":
         dropped = cond == 10
         np.testing.assert_array_equal(cond[~dropped], np.arange(n)[~dropped] % 10)

@@ -1,5 +1,8 @@
-"""jgen's process-wide host settings (jgen/__init__.py), observed from outside: the kernel's count of
-page faults when a large block is allocated, written and freed a second time."""
+"""Importing jgen changes nothing in the process; jgen.host.configure() applies the CPU host settings.
+
+Observed from outside, in fresh interpreters: the environment after importing every jgen module, and
+the kernel's count of page faults when a large block is allocated, written and freed a second time
+(glibc maps fresh zeroed pages for each large block unless told to keep freed memory)."""
 
 import os
 import subprocess
@@ -7,11 +10,30 @@ import sys
 
 import pytest
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# TensorFlow and TFDS set a few variables of their own when imported (TF2_BEHAVIOR, KMP_*, ...):
+# they are imported first, so what is compared is what jgen's own modules add.
+IMPORT_ALL = """
+import importlib, os, pkgutil, sys
+import tensorflow, tensorflow_datasets, orbax.checkpoint, flax, optax, mlxtend.data
+before = dict(os.environ)
+import jgen
+names = [m.name for m in pkgutil.walk_packages(jgen.__path__, "jgen.")]
+for name in names:
+    importlib.import_module(name)
+changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+import jax
+print(len(names), changed, jax.config.values["jax_cpu_enable_async_dispatch"])
+"""
+
 PROBE = """
 import ctypes, resource, sys
-if sys.argv[1] == "jgen":
-    import jax, jgen
-    print("async", jax.config.values["jax_cpu_enable_async_dispatch"])
+import jax, jgen.cli, jgen.run
+if sys.argv[1] == "configure":
+    import jgen.host
+    jgen.host.configure()
+print("async", jax.config.values["jax_cpu_enable_async_dispatch"])
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 
@@ -26,22 +48,37 @@ faults_of_a_block(64 << 20)
 print(faults_of_a_block(64 << 20))
 """
 
+_HOST_KEYS = ("JAX_CPU_ENABLE_ASYNC_DISPATCH", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "JGEN_HOST_DEFAULTS",
+              "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")
 
-def _second_block_faults(mode: str, **env):
-    """(page faults of the second 64 MiB block, the output's lines)"""
-    env = {k: v for k, v in dict(os.environ, **env).items()  # not what this process's `import jgen` set
-           if k not in ("JAX_CPU_ENABLE_ASYNC_DISPATCH", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")}
-    proc = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, env=env,
-                          timeout=120)
+
+def _python(code, *args, **env):
+    env = {k: v for k, v in dict(os.environ, **env).items() if k not in _HOST_KEYS or k in env}
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                          timeout=180, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return int(proc.stdout.split()[-1]), proc.stdout
+    return proc.stdout.strip().splitlines()
+
+
+def test_importing_every_module_leaves_the_environment_and_jax_as_they_were():
+    count, rest = _python(IMPORT_ALL)[-1].split(" ", 1)
+    changed, async_dispatch = rest.rsplit(" ", 1)
+    assert int(count) >= 30  # every module of the package was imported
+    assert changed == "[]" and async_dispatch == "True"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings")
-def test_a_freed_large_block_is_reused_without_new_page_faults():
+def test_configure_keeps_freed_large_blocks_and_import_does_not():
     pages = (64 << 20) // 4096
-    assert _second_block_faults("plain")[0] > pages // 2  # glibc maps fresh zeroed pages for each block
-    faults, out = _second_block_faults("jgen")  # jgen keeps the freed block, as for XLA:CPU's temporaries
-    assert faults < 100 and "async False" in out  # and runs executions on the calling thread
-    faults, out = _second_block_faults("jgen", JGEN_HOST_DEFAULTS="0")  # the opt-out
-    assert faults > pages // 2 and "async True" in out
+    out = _python(PROBE, "import")  # imported, not configured: glibc's default, fresh pages per block
+    assert int(out[-1]) > pages // 2 and "async True" in out
+    out = _python(PROBE, "configure")  # the freed block is kept, as for XLA:CPU's temporaries
+    assert int(out[-1]) < 100 and "async False" in out  # and executions run on the calling thread
+    out = _python(PROBE, "configure", JGEN_HOST_DEFAULTS="0")  # the opt-out
+    assert int(out[-1]) > pages // 2 and "async True" in out
+
+
+def test_configure_does_nothing_off_cpu():
+    out = _python("import os, jgen.host as h; print(h.configure(), os.environ.get('XLA_FLAGS'))",
+                  JAX_PLATFORMS="cuda")
+    assert out[-1] == "False None"

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import rel_err
+from helpers import rel_err
 from jgen.errors import JgenError
 from jgen.eval import inception
 

@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import MNIST_CONFIG, TINY, TINY_VAE, VAE_CONFIG, rel_err
+from helpers import MNIST_CONFIG, TINY, TINY_VAE, VAE_CONFIG, rel_err
 from jgen.config import apply_overrides, load_config
 from jgen.data.pipeline import local_batches
 from jgen.data.sources import open_source
 from jgen.families import get_family
-from jgen.train.state import accumulated_grad, init_state
+from jgen.train.step import accumulated_grad, init_state, train_step
 
 
 def test_accumulated_grad_equals_the_full_batch_gradient():
@@ -51,7 +51,7 @@ def test_grad_accum_matches_one_large_batch(path, tiny):
         config = _config(path, tiny, "optim.eps=1.0", f"train.grad_accum={accum}", *extra)
         family = get_family(config.family)
         state = init_state(family, config, jax.random.PRNGKey(0))
-        step = jax.jit(lambda s, b: family.train_step(config, s, b))
+        step = jax.jit(lambda s, b: train_step(family, config, s, b))
         metrics = []
         for batch in _batches(config, 2):
             state, m = step(state, batch)
@@ -73,7 +73,7 @@ def test_bfloat16_ddpm_loss_within_two_percent_of_float32():
         batches = batches or _batches(config, 20)
         family = get_family(config.family)
         state = init_state(family, config, jax.random.PRNGKey(0))
-        step = jax.jit(lambda s, b: family.train_step(config, s, b))
+        step = jax.jit(lambda s, b: train_step(family, config, s, b))
         hlo = step.lower(state, batches[0]).as_text()
         assert ("bf16" in hlo) == (dtype == "bfloat16")  # the compute really is narrow, and only when asked
         out = []

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT, rel_err, run_jgen
+from helpers import jgen, one_line_error, rel_err
 from jgen.config import load_config
 from jgen.diffusion import pretrained
 from jgen.errors import JgenError
@@ -78,10 +78,10 @@ def test_random_ddpm_cifar10_unet2dmodel_gives_jgens_epsilon(tmp_path):
     model = _diffusers_model(diffusers, torch)
     model.save_pretrained(tmp_path / "ddpm-cifar10-32")
     assert sum(p.numel() for p in model.parameters()) == 35_746_307  # the paper's 35.7M
-    from jgen.train.parallel import make_mesh
+    from jgen.run import open_run
 
-    config, state = pretrained.load_weights(str(tmp_path / "ddpm-cifar10-32"),
-                                            load_config(os.path.join(ROOT, "configs", "ddpm_cifar10.py")), make_mesh())
+    run = open_run(weights=str(tmp_path / "ddpm-cifar10-32"), config=load_config("ddpm_cifar10"))
+    config, state = run.config, run.state
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 3, 32, 32)).astype(np.float32)
     t = np.array([0, 500, 999])
@@ -95,15 +95,14 @@ def test_random_ddpm_cifar10_unet2dmodel_gives_jgens_epsilon(tmp_path):
     assert rel_err(got, ref) < 1e-4
 
 
-def test_sample_with_weights_writes_a_grid(tmp_path):
+def test_sample_with_weights_writes_a_grid(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     diffusers = pytest.importorskip("diffusers")
     small = dict(sample_size=16, block_out_channels=(32, 64), down_block_types=("DownBlock2D", "AttnDownBlock2D"),
                  up_block_types=("AttnUpBlock2D", "UpBlock2D"), layers_per_block=1, norm_num_groups=8)
     _diffusers_model(diffusers, torch, **small).save_pretrained(tmp_path / "small", safe_serialization=False)
     out = tmp_path / "grid.png"
-    proc = run_jgen(["sample", "--weights", str(tmp_path / "small"), "--num", "4", "--steps", "3",
-                     "--out", str(out)], check=True)
-    assert "4 samples" in proc.stdout and out.exists() and os.path.exists(tmp_path / "grid.npz")
-    bad = run_jgen(["sample", "--weights", str(tmp_path / "nothing-here"), "--num", "4"])
-    assert bad.returncode != 0 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+    stdout, _ = jgen(capsys, "sample", "--weights", tmp_path / "small", "--num", 4, "--steps", 3, "--out", out)
+    assert "4 samples" in stdout and out.exists() and os.path.exists(tmp_path / "grid.npz")
+    one_line_error(jgen(capsys, "sample", "--weights", tmp_path / "nothing-here", "--num", 4, code=2)[1],
+                   "does not exist")

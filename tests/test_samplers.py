@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from helpers import gaussian_model
 from jgen.diffusion import samplers
 from jgen.diffusion import schedules as S
 
@@ -58,15 +59,6 @@ def test_ddim_trajectory_is_eq12(steps, eta):
         z = np.asarray(jax.random.normal(jax.random.fold_in(key, len(ts) - 1 - i), shape), np.float64)  # i-th move
         x = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev - sigma ** 2) * eps + sigma * z
     np.testing.assert_allclose(out, x, atol=2e-3, rtol=1e-3)
-
-
-def gaussian_model(sched, mu, s):
-    """Exact eps-prediction for data ~ N(mu, s^2): E[eps | x_t] in closed form."""
-    def model_fn(x, t):
-        a = sched.alphas_cumprod[t][:, None, None, None]
-        eps = (x - jnp.sqrt(a) * mu) * jnp.sqrt(1 - a) / (a * s ** 2 + 1 - a)
-        return S.x0_from_eps(sched, x, t, eps), eps
-    return model_fn
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])

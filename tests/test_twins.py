@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import GAN_CONFIG, MNIST_CONFIG, VAE_CONFIG, random_variables, rel_err
+from helpers import GAN_CONFIG, MNIST_CONFIG, VAE_CONFIG, random_variables, rel_err
 from jgen.config import apply_overrides, load_config
 from jgen.diffusion.schedules import schedule_from_config
 from jgen.families import diffusion, gan, vae
 from jgen.nn.unet import UNet
-from jgen.train.state import init_state
+from jgen.train.step import init_state, make_optimizer, train_step
 
 torch = pytest.importorskip("torch")
 from benchmarks.twins import dcgan_torch, steps, unet_torch, vae_torch  # noqa: E402
@@ -85,7 +85,7 @@ def state_dict_np(module):
 
 
 def run_jgen_steps(family, config, state, batch, n):
-    step = jax.jit(partial(family.train_step, config))
+    step = jax.jit(partial(train_step, family, config))
     for _ in range(n):
         state, _ = step(state, batch)
     return state
@@ -106,7 +106,7 @@ def test_ddpm_step_equals_pytorch_twin(lr, eps):
     state = init_state(diffusion, config, jax.random.PRNGKey(0))
     params = perturbed(state.params, 1)
     state = state.replace(params=params, ema_params=params,
-                          opt_state=diffusion.make_optimizer(config.optim).init(params))
+                          opt_state=make_optimizer(config.optim).init(params))
     n = 1
     after = run_jgen_steps(diffusion, config, state, {"image": x0}, n)
 
@@ -125,7 +125,7 @@ def test_ddpm_step_equals_pytorch_twin(lr, eps):
     before = state_dict_np(twin)
     step = steps.DDPMStep(twin, config, np.asarray(sched.sqrt_alphas_cumprod),
                           np.asarray(sched.sqrt_one_minus_alphas_cumprod))
-    for k in range(n):  # jgen's draws for step k (jgen.families.diffusion.train_step)
+    for k in range(n):  # jgen's draws for step k (jgen.families.diffusion.prepare)
         t_key, noise_key, _ = jax.random.split(jax.random.fold_in(state.rng, k), 3)
         t = jax.random.randint(t_key, (4,), 0, sched.num_timesteps)
         noise = jax.random.normal(noise_key, x0.shape)
@@ -162,7 +162,7 @@ def test_dcgan_steps_equal_pytorch_twin():
     g, d = twins_of(state.params, state.model_state)
     before = as_np((state.params, state.model_state))
     step = steps.DCGANStep(g, d, config)
-    for k in range(n):  # jgen's latents for step k (jgen.families.gan.train_step)
+    for k in range(n):  # jgen's latents for step k (jgen.families.gan.update)
         z_key, _ = jax.random.split(jax.random.fold_in(state.rng, k))
         step(nchw(real), torch.from_numpy(np.array(jax.random.normal(z_key, (m, nz)))))
     twin_after = {**{"g." + k: v for k, v in state_dict_np(g).items()},
@@ -200,7 +200,7 @@ def test_vae_steps_equal_pytorch_twin():
     e, d = twins_of(state.params)
     before = as_np(state.params)
     step = steps.VAEStep(e, d, config)
-    for k in range(n):  # jgen's reparameterisation noise for step k (jgen.families.vae.train_step)
+    for k in range(n):  # jgen's reparameterisation noise for step k (jgen.families.vae.prepare)
         eps = jax.random.normal(jax.random.fold_in(state.rng, k), (8, 4))
         step(nchw(x), torch.from_numpy(np.array(eps)))
     twin_after = {**{"e." + k: v for k, v in state_dict_np(e).items()},

@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from conftest import random_variables, rel_err
+from helpers import random_variables, rel_err
 from jgen.families.vae import bernoulli_log_likelihood, capacity, gaussian_log_likelihood, kl_normal
 from jgen.nn.vae import Decoder, Encoder
 

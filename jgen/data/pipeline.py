@@ -10,9 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from jgen.data.sources import Source
-from jgen.train.parallel import batch_sharding
+from jgen.sharding import batch_sharding
 
-tf.config.set_visible_devices([], "GPU")  # tf.data only feeds; the accelerators belong to JAX
 
 
 def to_channels(image, channels: int):

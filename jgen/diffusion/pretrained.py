@@ -153,24 +153,15 @@ def params_from_diffusers(state: dict, like) -> dict:
     return out
 
 
-def load_weights(path: str, config, mesh):
-    """(config, TrainState) whose params and EMA are the weights at `path`, replicated over `mesh`.
-
-    config: a diffusion config (e.g. configs/ddpm_cifar10.py) for the schedule and sampler; the
-    model section is replaced by what the checkpoint's config.json says, when it is there.
-    """
-    from functools import partial
-
-    from jgen.config import apply_overrides
-    from jgen.families import diffusion
-    from jgen.train.parallel import replicated
-    from jgen.train.state import TrainState
+def load_weights(path: str, config):
+    """(config, state dict) of the weights at `path`: config (a diffusion config, e.g. the ddpm_cifar10
+    recipe, for schedule, sampler and data) with its model section replaced by what the checkpoint's
+    config.json says, when it is there. params_from_diffusers turns the state dict into U-Net params."""
+    from jgen.config import apply_overrides, check
 
     if config.family != "diffusion":
         raise JgenError(f"--weights loads a DDPM U-Net; the config is a {config.family} config")
     state_dict, dconfig = read_weights(path)
     config = apply_overrides(config, model_overrides(dconfig))
-    shapes = jax.eval_shape(partial(diffusion.init, config), jax.random.PRNGKey(0))
-    params = jax.device_put(params_from_diffusers(state_dict, shapes.params), replicated(mesh))
-    return config, TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=(), ema_params=params,
-                              model_state={}, rng=jax.random.PRNGKey(0))
+    check(config)
+    return config, state_dict

@@ -60,7 +60,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
     """Trains with Adam on the labelled source, reports test accuracy, writes OUT/classifier.{msgpack,json}."""
     from jgen.data.pipeline import first_images, global_batches
     from jgen.data.sources import open_source, with_split
-    from jgen.train.parallel import batch_sharding, check_batch, make_mesh, replicated
+    from jgen.sharding import batch_sharding, check_batch, make_mesh, replicated
 
     source = open_source(source_spec, data_dir, jax.process_index(), jax.process_count())
     if source.num_classes < 2:

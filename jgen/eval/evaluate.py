@@ -3,7 +3,8 @@
 Both sets go through the same uint8 quantisation (what a PNG holds) before the extractor, which runs
 jitted with the batch split over the mesh's data axis. Reference features are cached on disk under a
 key of dataset, split, resolution, extractor weights and count, so the data pass is paid once.
-`jgen eval` and the trainer's `eval.every` both call `evaluate`.
+`jgen eval` and the trainer's `eval.every` both call `evaluate` with a `sample_fn` (jgen.run's
+sampler): the evaluator never knows which family or trainer made the images.
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from jgen.errors import JgenError
 from jgen.eval import metrics as M
 from jgen.images import to_uint8
+from jgen.sharding import batch_sharding, gather, replicated
 
 METRICS = ("fid", "kid", "is", "pr")
 DEFAULT_CACHE = os.path.expanduser("~/.cache/jgen/reference")
@@ -66,8 +68,6 @@ def make_extractor(kind: str, image_size: int, channels: int, inception_path: st
 
 def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "features"):
     """uint8 [N, S, S, C] -> (features [N, D], logits [N, K]) float32 NumPy, batches sharded over `mesh`."""
-    from jgen.train.parallel import batch_sharding, replicated
-
     n_dev = mesh.devices.size
     batch = max(n_dev, extractor.batch // n_dev * n_dev)
     run = jax.jit(extractor.apply, in_shardings=(replicated(mesh), batch_sharding(mesh)),
@@ -86,17 +86,14 @@ def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "f
     return np.concatenate(features), np.concatenate(logits)
 
 
-def generate(config, family, state, num: int, mesh, batch: int, seed: int = 0, ema: bool = True) -> np.ndarray:
-    """`num` samples as uint8 [num, S, S, C], drawn `batch` at a time with keys fold_in(seed, i)."""
-    from jgen.train.loop import make_sampler
-
-    batch = min(batch, num)
-    sampler = make_sampler(config, family, batch, mesh, ema=ema)
+def generate(sample_fn, num: int, batch: int, seed: int = 0) -> np.ndarray:
+    """`num` samples as uint8 [num, S, S, C]: sample_fn(key) -> `batch` images in [-1, 1], called with
+    keys fold_in(seed, i)."""
     key = jax.random.PRNGKey(seed)
     out = []
     for i in tqdm(range(-(-num // batch)), desc="sample", unit="batch", leave=False,
                   mininterval=1.0 if os.isatty(2) else 30.0):
-        out.append(to_uint8(jax.device_get(sampler(state, jax.random.fold_in(key, i)))))
+        out.append(to_uint8(gather(sample_fn(jax.random.fold_in(key, i)))))
     return np.concatenate(out)[:num]
 
 
@@ -156,9 +153,10 @@ def reference_spec(spec: str, split: str) -> str:
     return spec if spec.startswith("folder:") else with_split(spec, split)
 
 
-def evaluate(config, family, state, mesh, extractor: Extractor, num: int, names, ref_spec: str,
-             batch: int = 250, seed: int = 0, cache_dir: str = "", ema: bool = True, real_spec: str = "") -> dict:
-    """One report: `num` generated images against up to `num` images of `ref_spec`, by `extractor`.
+def evaluate(config, sample_fn, mesh, extractor: Extractor, num: int, names, ref_spec: str, batch: int = 250,
+             seed: int = 0, cache_dir: str = "", real_spec: str = "", step: int = 0, ema: bool = True) -> dict:
+    """One report: `num` images from sample_fn(key) -> `batch` images (see `generate`) against up to
+    `num` images of `ref_spec`, by `extractor`; `step` and `ema` only label the report.
 
     With `real_spec`, the first `num` images of that dataset split stand in for the samples: the score
     real data gets, which is the floor a generator can be compared against.
@@ -171,11 +169,11 @@ def evaluate(config, family, state, mesh, extractor: Extractor, num: int, names,
     if real_spec:
         images = to_uint8(first_images(open_source(real_spec, config.data.data_dir), config.data, num))
     else:
-        images = generate(config, family, state, num, mesh, batch, seed, ema)
+        images = generate(sample_fn, num, batch, seed)
     t1 = time.time()
     fake, logits = extract(extractor, images, mesh, desc="sample features")
     suffix = "" if extractor.name == "inception" else "_" + extractor.name
-    report = dict(step=int(state.step), extractor=extractor.ident, samples=real_spec or "generated",
+    report = dict(step=step, extractor=extractor.ident, samples=real_spec or "generated",
                   num_generated=len(images), reference=ref_spec, num_reference=ref_count, ema=ema,
                   **compute_metrics(real, fake, logits, names, suffix))
     report["seconds"] = dict(sampling=round(t1 - t0, 1), features_and_metrics=round(time.time() - t1, 1))
@@ -205,16 +203,17 @@ def describe(report: dict) -> str:
 
 
 
-def make_evaluator(config, family, mesh):
-    """The trainer's evaluator from config.eval: state -> report. Loads the extractor now, so a missing
-    weight file stops the run before it starts, not hours in."""
+def make_evaluator(config, mesh):
+    """The trainer's evaluator from config.eval: (sampler(n) -> sample_fn, step) -> report. Loads the
+    extractor now, so a missing weight file stops the run before it starts, not hours in."""
     ev = config.eval
     names = parse_metrics(ev.metrics)
     classifier = ev.classifier or default_classifier_dir(config.data.source)
     extractor = make_extractor(ev.extractor, config.data.image_size, config.data.channels, ev.inception, classifier)
     ref = reference_spec(config.data.source, ev.split)
-    return lambda state: evaluate(config, family, state, mesh, extractor, ev.num, names, ref, batch=ev.batch,
-                                  cache_dir=ev.cache_dir)
+    batch = min(ev.batch, ev.num)
+    return lambda sampler, step: evaluate(config, sampler(batch), mesh, extractor, ev.num, names, ref,
+                                          batch=batch, cache_dir=ev.cache_dir, step=step)
 
 
 def scalars(report: dict) -> dict:

@@ -1,6 +1,4 @@
-"""Model families. Each module gives init(config, rng) -> TrainState, train_step(config, state, batch)
--> (state, metrics) and sample(config, state, rng, num, ema) -> images; for `jgen interpolate` also
-latent_shape(config) and decode(config, state, z, ema) -> images."""
+"""Model families: one module each (diffusion, gan, vae), with the functions jgen.families.base states."""
 
 from jgen.errors import JgenError
 

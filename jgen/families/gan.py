@@ -1,9 +1,9 @@
 """GANs as a jgen family: DCGAN (non-saturating loss) and WGAN-GP, on the DCGAN networks.
 
-One `train_step` is one generator step: `gan.n_critic` discriminator updates, then the generator
-update, each with its own optax optimiser, all in the one TrainState:
+One `update` is one generator step: `gan.n_critic` discriminator updates, then the generator
+update, each with its own optax optimiser (optim.gen, optim.disc; built by jgen.train.step):
 params {'gen', 'disc'}, opt_state {'gen', 'disc'}, model_state {'gen', 'disc'} (BatchNorm
-statistics), ema_params (the EMA of the generator; equal to it when optim.ema_decay is 0).
+statistics); the trainer's EMA averages the generator.
 
 The batch holds n_critic * m real images; critic update k uses rows k, k + n_critic, ..., so each
 device keeps its own rows. With n_critic = 1 the step follows pytorch/examples' DCGAN exactly:
@@ -15,22 +15,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jgen.errors import JgenError
+from jgen.families.base import Cond, compute_dtype, to_compute
 from jgen.nn.dcgan import Discriminator, Generator
-from jgen.train.state import TrainState, compute_dtype, ema_decay, make_optimizer, to_compute, update_ema
-
-LOSSES = ("nonsaturating", "wgan-gp")
-
 
 def make_models(config):
     m = config.model
-    size, channels = config.data.image_size, config.data.channels
-    if config.gan.loss not in LOSSES:
-        raise JgenError(f"unknown gan.loss '{config.gan.loss}' ({' | '.join(LOSSES)})")
-    if config.gan.loss == "wgan-gp" and m.disc_norm == "batch":
-        raise JgenError("wgan-gp needs a critic without BatchNorm (the penalty is per image): set model.disc_norm=none")
-    return (Generator(size, channels, m.ngf, subpixel=m.upsample == "subpixel"),
-            Discriminator(size, m.ndf, m.disc_norm))
+    return (Generator(config.data.image_size, config.data.channels, m.ngf, subpixel=m.upsample == "subpixel"),
+            Discriminator(config.data.image_size, m.ndf, m.disc_norm))
 
 
 def _apply(module, params, stats, x, train: bool, dtype=jnp.float32):
@@ -45,26 +36,18 @@ def _apply(module, params, stats, x, train: bool, dtype=jnp.float32):
     return out.astype(jnp.float32), updated.get("batch_stats", stats)
 
 
-def init(config, rng) -> TrainState:
-    if config.model.upsample not in ("subpixel", "transpose"):
-        raise JgenError(f"unknown model.upsample '{config.model.upsample}' (subpixel | transpose)")
-    if config.train.get("grad_accum", 1) != 1:
-        raise JgenError("train.grad_accum applies to the diffusion and VAE families: a GAN step alternates "
-                        "critic and generator updates with BatchNorm, which micro-batches would change")
-    if config.train.batch_size % config.gan.n_critic:
-        raise JgenError(f"train.batch_size ({config.train.batch_size}) must be a multiple of gan.n_critic "
-                        f"({config.gan.n_critic}): it counts the real images of all critic steps")
+def init(config, rng):
     gen, disc = make_models(config)
-    g_key, d_key, run_key = jax.random.split(rng, 3)
+    g_key, d_key = jax.random.split(rng)
     size, channels = config.data.image_size, config.data.channels
     g_vars = gen.init(g_key, jnp.zeros((1, config.model.latent_dim)), train=False)
     d_vars = disc.init(d_key, jnp.zeros((1, size, size, channels)), train=False)
     params = {"gen": g_vars["params"], "disc": d_vars["params"]}
-    opt_state = {"gen": make_optimizer(config.optim.gen).init(params["gen"]),
-                 "disc": make_optimizer(config.optim.disc).init(params["disc"])}
-    model_state = {"gen": g_vars.get("batch_stats", {}), "disc": d_vars.get("batch_stats", {})}
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
-                      ema_params=params["gen"], model_state=model_state, rng=run_key)
+    return params, {"gen": g_vars.get("batch_stats", {}), "disc": d_vars.get("batch_stats", {})}
+
+
+def generator(params):
+    return params["gen"]
 
 
 def gradient_penalty(critic, real, fake, eps):
@@ -96,21 +79,21 @@ def _disc_loss(config, disc, d_params, d_stats, real, fake, gp_key):
     return loss, (d_stats, metrics)
 
 
-def train_step(config, state: TrainState, batch):
-    """One generator step on batch['image'] [n_critic * m, H, W, C] in [-1, 1]."""
+def update(config, txs, params, opt_state, model_state, batch, rng):
+    """One generator step on batch['image'] [n_critic * m, H, W, C] in [-1, 1]: n_critic critic
+    updates, then the generator's; txs: {'gen', 'disc'} optimisers (built by jgen.train.step)."""
     gen, disc = make_models(config)
     dt = compute_dtype(config)
     n, nz = config.gan.n_critic, config.model.latent_dim
     real = batch["image"]
     m = real.shape[0] // n
     reals = real.reshape((m, n) + real.shape[1:]).swapaxes(0, 1)  # [n, m, H, W, C]
-    key = jax.random.fold_in(state.rng, state.step)
-    z_key, critic_key = jax.random.split(key)
-    g_tx, d_tx = make_optimizer(config.optim.gen), make_optimizer(config.optim.disc)
-    g_params, d_params = state.params["gen"], state.params["disc"]
+    z_key, critic_key = jax.random.split(rng)
+    d_tx = txs["disc"]
+    g_params, d_params = params["gen"], params["disc"]
 
     # The generator's forward pass for its own update, kept as a VJP so it runs once.
-    fake, g_vjp, g_stats = jax.vjp(lambda p: _apply(gen, p, state.model_state["gen"],
+    fake, g_vjp, g_stats = jax.vjp(lambda p: _apply(gen, p, model_state["gen"],
                                                    jax.random.normal(z_key, (m, nz)), True, dt),
                                    g_params, has_aux=True)
 
@@ -128,7 +111,7 @@ def train_step(config, state: TrainState, batch):
         metrics = dict(metrics, d_loss=loss, d_grad_norm=optax.global_norm(grads))
         return (optax.apply_updates(d_params, updates), d_opt, d_stats, g_stats), metrics
 
-    carry = (d_params, state.opt_state["disc"], state.model_state["disc"], g_stats)
+    carry = (d_params, opt_state["disc"], model_state["disc"], g_stats)
     critic_keys = jax.random.split(critic_key, n)
     if n == 1:
         carry, metrics = critic_update(carry, (reals[0], critic_keys[0]))
@@ -144,27 +127,22 @@ def train_step(config, state: TrainState, batch):
 
     (g_loss, d_stats), fake_grad = jax.value_and_grad(gen_loss, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
-    updates, g_opt = g_tx.update(g_grads, state.opt_state["gen"], g_params)
-    g_params = optax.apply_updates(g_params, updates)
-    ema = update_ema(state.ema_params, g_params, ema_decay(config.optim.ema_decay, state.step))
-    state = state.replace(step=state.step + 1, params={"gen": g_params, "disc": d_params},
-                          opt_state={"gen": g_opt, "disc": d_opt}, ema_params=ema,
-                          model_state={"gen": g_stats, "disc": d_stats})
+    updates, g_opt = txs["gen"].update(g_grads, opt_state["gen"], g_params)
     metrics = dict(metrics, g_loss=g_loss, g_grad_norm=optax.global_norm(g_grads))
-    return state, metrics
+    return ({"gen": optax.apply_updates(g_params, updates), "disc": d_params}, {"gen": g_opt, "disc": d_opt},
+            {"gen": g_stats, "disc": d_stats}, metrics)
 
 
 def latent_shape(config):
     return (config.model.latent_dim,)
 
 
-def decode(config, state: TrainState, z, ema: bool = True):
+def decode(config, variables, z):
     """Generator images [B, H, W, C] for latents z [B, latent_dim], BatchNorm on its running statistics."""
     gen, _ = make_models(config)
-    params = state.ema_params if ema else state.params["gen"]
-    return _apply(gen, params, state.model_state["gen"], z, False, compute_dtype(config))[0]
+    return _apply(gen, variables["params"], variables["model_state"]["gen"], z, False, compute_dtype(config))[0]
 
 
-def sample(config, state: TrainState, rng, num: int, ema: bool = True):
-    """`num` images [num, H, W, C] in [-1, 1] from z ~ N(0, I)."""
-    return decode(config, state, jax.random.normal(rng, (num,) + latent_shape(config)), ema)
+def sample(config, variables, rng, num: int, cond: Cond = Cond()):
+    """`num` images [num, H, W, C] in [-1, 1] from z ~ N(0, I); a GAN takes no condition."""
+    return decode(config, variables, jax.random.normal(rng, (num,) + latent_shape(config)))

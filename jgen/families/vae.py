@@ -15,15 +15,9 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
-from jgen.errors import JgenError
+from jgen.families.base import Cond, compute_dtype, to_compute
 from jgen.nn.vae import Decoder, Encoder
-from jgen.train.state import (TrainState, accumulated_grad, apply_gradients, compute_dtype, make_optimizer,
-                              to_compute)
-
-LIKELIHOODS = ("bernoulli", "gaussian", "gaussian_learned")
-OBJECTIVES = ("beta", "capacity")
 
 
 class VAE(nn.Module):
@@ -50,13 +44,8 @@ class VAE(nn.Module):
 
 
 def make_model(config) -> VAE:
-    v = config.vae
-    if v.likelihood not in LIKELIHOODS:
-        raise JgenError(f"unknown vae.likelihood '{v.likelihood}' ({' | '.join(LIKELIHOODS)})")
-    if v.objective not in OBJECTIVES:
-        raise JgenError(f"unknown vae.objective '{v.objective}' ({' | '.join(OBJECTIVES)})")
     return VAE(config.data.image_size, config.data.channels, config.model.latent_dim,
-               learned_sigma=v.likelihood == "gaussian_learned")
+               learned_sigma=config.vae.likelihood == "gaussian_learned")
 
 
 def kl_normal(mean, logvar):
@@ -83,17 +72,14 @@ def capacity(v, step):
     return v.capacity_max * frac
 
 
-def init(config, rng) -> TrainState:
-    if config.train.get("grad_accum", 1) > 1 and config.vae.objective == "capacity":
-        raise JgenError("train.grad_accum > 1 needs vae.objective=beta: the capacity loss |KL - C| is "
-                        "not an average over images, so micro-batches would change it")
-    init_key, run_key = jax.random.split(rng)
+def init(config, rng):
     s, c = config.data.image_size, config.data.channels
-    params = make_model(config).init(init_key, jnp.zeros((1, s, s, c)), jnp.zeros((1, config.model.latent_dim)))
-    params = params["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=make_optimizer(config.optim).init(params), ema_params=params,
-                      model_state={}, rng=run_key)
+    params = make_model(config).init(rng, jnp.zeros((1, s, s, c)), jnp.zeros((1, config.model.latent_dim)))
+    return params["params"], {}
+
+
+def generator(params):
+    return params
 
 
 def elbo_terms(config, params, x, eps):
@@ -132,48 +118,68 @@ def elbo_metrics(recon, kl_dims, mean, num_pixels: int):
     return metrics
 
 
-def train_step(config, state: TrainState, batch):
-    """One step of the beta or capacity objective on batch['image'] [B, H, W, C] in [-1, 1]."""
+def prepare(config, batch, rng):
+    """The images and the reparameterisation noise eps [B, latent] of every example."""
     x = batch["image"]
-    eps = jax.random.normal(jax.random.fold_in(state.rng, state.step), (x.shape[0], config.model.latent_dim))
+    return {"x": x, "eps": jax.random.normal(rng, (x.shape[0], config.model.latent_dim))}
+
+
+def loss(config, params, inputs, rng, step):
+    """The beta or capacity objective (module docstring); aux: the per-image ELBO terms."""
     v = config.vae
+    recon, kl_dims, mean = elbo_terms(config, params, inputs["x"], inputs["eps"])
+    kl = jnp.mean(jnp.sum(kl_dims, axis=1))
+    if v.objective == "beta":
+        value = -jnp.mean(recon) + v.beta * kl
+    else:  # |mean KL - C| is not a mean over images: accumulation needs the beta objective
+        value = -jnp.mean(recon) + v.gamma * jnp.abs(kl - capacity(v, step))
+    return value, (recon, kl_dims, mean)
 
-    def loss_fn(params, micro, j):
-        recon, kl_dims, mean = elbo_terms(config, params, micro["x"], micro["eps"])
-        kl = jnp.mean(jnp.sum(kl_dims, axis=1))
-        if v.objective == "beta":
-            loss = -jnp.mean(recon) + v.beta * kl
-        else:  # |mean KL - C| is not a mean over images: accumulation needs the beta objective
-            loss = -jnp.mean(recon) + v.gamma * jnp.abs(kl - capacity(v, state.step))
-        return loss, (recon, kl_dims, mean)
 
-    accum = config.train.get("grad_accum", 1)
-    (loss, (recon, kl_dims, mean)), grads = accumulated_grad(loss_fn, state.params, {"x": x, "eps": eps}, accum)
-    state = apply_gradients(make_optimizer(config.optim), state, grads, config.optim.ema_decay)
-    metrics = elbo_metrics(recon, kl_dims, mean, x[0].size)
-    metrics.update(loss=loss, grad_norm=optax.global_norm(grads))
-    if v.objective == "capacity":
-        metrics["capacity"] = capacity(v, state.step - 1)
-    return state, metrics
+def metrics(config, aux, step):
+    recon, kl_dims, mean = aux
+    out = elbo_metrics(recon, kl_dims, mean, config.data.image_size ** 2 * config.data.channels)
+    if config.vae.objective == "capacity":
+        out["capacity"] = capacity(config.vae, step)
+    return out
 
 
 def latent_shape(config):
     return (config.model.latent_dim,)
 
 
-def encode(config, state: TrainState, x, ema: bool = True):
+def reconstruct(config, variables, x, rng):
+    """(decoded posterior means [B, H, W, C], the ELBO's parts for x with one posterior sample per image)."""
+    mean, _ = encode(config, variables, x)
+    terms = elbo_terms(config, variables["params"], x, jax.random.normal(rng, mean.shape))
+    return decode(config, variables, mean), elbo_metrics(*terms, x[0].size)
+
+
+def traversal(config, variables, x, index: int, cols: int, radius: float):
+    """One row per latent, ordered by its mean KL over x (most informative first): that latent swept
+    over `cols` values in [-radius, radius], the others at image `index`'s posterior mean.
+    Returns (images [latent * cols, H, W, C], KL per latent [latent], the row order [latent])."""
+    mean, logvar = encode(config, variables, x)
+    kl = jnp.mean(kl_normal(mean, logvar), axis=0)
+    order = jnp.argsort(-kl)
+    n = mean.shape[1]
+    z = jnp.tile(mean[index], (n, cols, 1))
+    z = z.at[jnp.arange(n)[:, None], jnp.arange(cols)[None, :], order[:, None]].set(
+        jnp.linspace(-radius, radius, cols)[None, :])
+    return decode(config, variables, z.reshape(-1, n)), kl, order
+
+
+def encode(config, variables, x):
     """Posterior (mean, log-variance) [B, latent] for images x [B, H, W, C]."""
-    params = state.ema_params if ema else state.params
-    return make_model(config).apply({"params": params}, x, method=VAE.encode)
+    return make_model(config).apply({"params": variables["params"]}, x, method=VAE.encode)
 
 
-def decode(config, state: TrainState, z, ema: bool = True):
+def decode(config, variables, z):
     """Mean images [B, H, W, C] in [-1, 1] of p(x|z) for z [B, latent]."""
-    params = state.ema_params if ema else state.params
-    out = make_model(config).apply({"params": params}, z, method=VAE.decode)
+    out = make_model(config).apply({"params": variables["params"]}, z, method=VAE.decode)
     return jax.nn.sigmoid(out) * 2.0 - 1.0 if config.vae.likelihood == "bernoulli" else jnp.clip(out, -1.0, 1.0)
 
 
-def sample(config, state: TrainState, rng, num: int, ema: bool = True):
-    """`num` images from the prior z ~ N(0, I), shown as the decoder's means."""
-    return decode(config, state, jax.random.normal(rng, (num,) + latent_shape(config)), ema)
+def sample(config, variables, rng, num: int, cond: Cond = Cond()):
+    """`num` images from the prior z ~ N(0, I), shown as the decoder's means; a VAE takes no condition."""
+    return decode(config, variables, jax.random.normal(rng, (num,) + latent_shape(config)))

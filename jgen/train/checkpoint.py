@@ -12,16 +12,21 @@ import orbax.checkpoint as ocp
 
 from jgen.config import read_config
 from jgen.errors import JgenError
-
-# Config sections that fix the shapes of the TrainState: a workdir cannot switch them mid-run.
-_SHAPE_KEYS = ("family", "model", "data.image_size", "data.channels")
-
+from jgen.sharding import replicated
+from jgen.train.step import state_shapes
 
 def manager(workdir: str, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
     # cleanup: a save cut off by a crash leaves a temporary directory; the trainer removes it on start
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=True,
                                            cleanup_tmp_directories=create)
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
+                                 item_handlers=ocp.StandardCheckpointHandler())
+
+
+def restore_latest(family, config, mesh, mgr, quarantine: bool = False):
+    """The newest good checkpoint `mgr` holds, restored into the structure `init` builds for `config`,
+    replicated on `mesh`, whatever device count wrote it."""
+    return restore_newest_good(mgr, abstract_like(state_shapes(family, config), replicated(mesh)), quarantine)
 
 
 def save(mgr: ocp.CheckpointManager, state) -> None:
@@ -93,27 +98,64 @@ def save_failed(e: Exception, mgr: ocp.CheckpointManager, step: int) -> JgenErro
                      f"free space and run the same command to resume")
 
 
-def _get(config, dotted: str):
-    node = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node.to_dict() if hasattr(node, "to_dict") else node
+def _names(tree) -> dict:
+    """{'opt_state.1.0.mu.conv_in.kernel': (shape, dtype)} for a state tree or Orbax's metadata of one,
+    in the dotted names Orbax gives the arrays it stores."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if leaf is None or not hasattr(leaf, "shape"):
+            continue
+        keys = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+        out[".".join(str(k) for k in keys)] = (tuple(leaf.shape), str(leaf.dtype))
+    return out
 
 
-def check_compatible(workdir: str, config) -> None:
-    """Raises if WORKDIR/config.json describes a model whose checkpoints cannot load into `config`."""
+def _changed_keys(saved, config) -> str:
+    old, new = _flat(saved.to_dict()), _flat(config.to_dict())
+    keys = sorted((k for k in set(old) | set(new) if old.get(k) != new.get(k)),  # the likely culprits first
+                  key=lambda k: (k.startswith(("train.", "sample.", "eval.")), k))
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:4]) + (", ..." if len(keys) > 4 else "")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_compatible(mgr: ocp.CheckpointManager, shapes, workdir: str, config) -> None:
+    """Raises unless the newest readable checkpoint holds exactly the tree `shapes` (paths, shapes, dtypes).
+
+    `shapes` is jax.eval_shape of the run's init under `config`: a config change that adds or drops
+    an array (clipping adds optimiser state, a class condition adds an embedding) or reshapes one
+    cannot resume in this workdir. The message names the first differing array and the config keys
+    that changed against WORKDIR/config.json; nothing on disk is touched.
+    """
     path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        return
-    try:
-        saved = read_config(path)
-    except ValueError as e:
-        raise JgenError(f"{path} is not a readable jgen config ({e}); use a fresh --workdir") from None
-    for key in _SHAPE_KEYS:
+    saved = None
+    if os.path.exists(path):
         try:
-            old, new = _get(saved, key), _get(config, key)
-        except KeyError:
-            raise JgenError(f"{path} has no '{key}': this workdir was not written by this jgen model") from None
-        if old != new:
-            raise JgenError(f"workdir {workdir} holds a run with a different {key} ({old} != {new}); "
-                            f"use a fresh --workdir")
+            saved = read_config(path)
+        except ValueError as e:
+            raise JgenError(f"{path} is not a readable jgen config ({e}); use a fresh --workdir") from None
+        if saved.get("family") != config.family:
+            raise JgenError(f"workdir {workdir} holds a run of a different model (family {saved.get('family')}, "
+                            f"not {config.family}); use a fresh --workdir")
+    for step in sorted(mgr.all_steps(), reverse=True):
+        try:
+            stored = _names(mgr.item_metadata(step))
+        except Exception:  # damaged metadata: restore_newest_good decides what to do with this step
+            continue
+        wanted = _names(shapes)
+        diff = next((k for k in wanted if stored.get(k) != wanted[k]), None) or next(
+            (k for k in stored if k not in wanted), None)
+        if diff is None:
+            return
+        what = (f"{diff} is {stored[diff][0]} {stored[diff][1]} in checkpoint {step} but "
+                f"{wanted[diff][0]} {wanted[diff][1]} in this config" if diff in stored and diff in wanted else
+                f"{diff} is {'not in checkpoint ' + str(step) if diff in wanted else 'in checkpoint ' + str(step)}"
+                f" but {'in' if diff in wanted else 'not in'} this config's state")
+        changed = f" (config keys changed: {_changed_keys(saved, config)})" if saved is not None else ""
+        raise JgenError(f"workdir {workdir} holds a run of a different model: {what}{changed}; "
+                        f"a structural change needs a new --workdir")

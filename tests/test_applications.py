@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY, random_variables, run_jgen, tiny_train_args
-from jgen import apply
+from helpers import ROOT, TINY, jgen, one_line_error, random_variables, tiny_train_args
+from jgen import applications
 from jgen.config import apply_overrides, load_config
 from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.families import diffusion
-from jgen.train.loop import train
-from jgen.train.state import init_state
+from jgen.run import Run, train
+from jgen.sharding import make_mesh
+from jgen.train.step import init_state
 
 CFG = os.path.join(ROOT, "configs", "ddpm_mnist5k_cfg.py")
 SR3 = os.path.join(ROOT, "configs", "sr3_mnist5k.py")
@@ -25,7 +26,8 @@ SR3 = os.path.join(ROOT, "configs", "sr3_mnist5k.py")
 @pytest.fixture(scope="module")
 def cfg_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cfg") / "run"
-    run_jgen(tiny_train_args(workdir, "train.steps=2", config=CFG), check=True)
+    config = apply_overrides(load_config(CFG), TINY + ["train.steps=2"])
+    train(config, str(workdir))
     return workdir
 
 
@@ -34,34 +36,30 @@ def _png(path, array):
     return str(path)
 
 
-def test_class_conditional_run_samples_a_label(cfg_run, tmp_path):
+def test_class_conditional_run_samples_a_label(cfg_run, tmp_path, capsys):
     out = tmp_path / "threes.png"
-    run_jgen(["sample", "--workdir", str(cfg_run), "--label", "3", "--guidance", "2.0", "--num", "4",
-              "--out", str(out)], check=True)
+    jgen(capsys, "sample", "--workdir", cfg_run, "--label", 3, "--guidance", 2.0, "--num", 4, "--out", out)
     assert np.load(str(out).replace(".png", ".npz"))["images"].shape == (4, 8, 8, 1)
-    bad = run_jgen(["sample", "--workdir", str(cfg_run), "--label", "10"])
-    assert bad.returncode == 2 and "--label must be in [0, 10)" in bad.stderr and "Traceback" not in bad.stderr
+    one_line_error(jgen(capsys, "sample", "--workdir", cfg_run, "--label", 10, code=2)[1], "--label must be in [0, 10)")
 
 
-def test_inpaint_keeps_known_pixels_of_the_png(cfg_run, tmp_path):
+def test_inpaint_keeps_known_pixels_of_the_png(cfg_run, tmp_path, capsys):
     image = np.random.default_rng(0).integers(0, 256, (8, 8))
     mask = np.zeros((8, 8))
     mask[2:6, 2:6] = 255
     out = tmp_path / "filled.png"
-    run_jgen(["inpaint", "--workdir", str(cfg_run), "--image", _png(tmp_path / "in.png", image),
-              "--mask", _png(tmp_path / "mask.png", mask), "--jump", "1", "--resample", "2", "--out", str(out)],
-             check=True)
+    jgen(capsys, "inpaint", "--workdir", cfg_run, "--image", _png(tmp_path / "in.png", image),
+         "--mask", _png(tmp_path / "mask.png", mask), "--jump", 1, "--resample", 2, "--out", out)
     filled = np.asarray(Image.open(out))[2:-2, 2:-2]  # the grid's 2-pixel border
     known = mask == 0
     np.testing.assert_array_equal(filled[known], image[known])
     assert np.any(filled[~known] != image[~known])
-    both = run_jgen(["inpaint", "--workdir", str(cfg_run), "--image", str(tmp_path / "in.png")])
-    assert both.returncode == 2 and "--mask" in both.stderr
+    one_line_error(jgen(capsys, "inpaint", "--workdir", cfg_run, "--image", tmp_path / "in.png", code=2)[1], "--mask")
 
 
-def test_export_writes_class_folders_that_the_folder_source_reads(cfg_run, tmp_path):
+def test_export_writes_class_folders_that_the_folder_source_reads(cfg_run, tmp_path, capsys):
     out = tmp_path / "synthetic"
-    run_jgen(["export", "--workdir", str(cfg_run), "--num", "23", "--batch", "10", "--out", str(out)], check=True)
+    jgen(capsys, "export", "--workdir", cfg_run, "--num", 23, "--batch", 10, "--out", out)
     assert sorted(os.listdir(out)) == [str(c) for c in range(10)]
     assert len(os.listdir(out / "2")) == 3 and len(os.listdir(out / "9")) == 2
     source = open_source(f"folder:{out}")
@@ -71,16 +69,16 @@ def test_export_writes_class_folders_that_the_folder_source_reads(cfg_run, tmp_p
     assert all(int(os.path.basename(os.path.dirname(p))) == y for p, y in zip(paths, labels))
 
 
-def test_superres_cli_checks_the_input_size(cfg_run, tmp_path):
+def test_superres_cli_checks_the_input_size(cfg_run, tmp_path, capsys):
     """A run not trained on low-resolution inputs super-resolves by ILVR (a class-conditional one
     unguided): the output's 4x4 block means are the input's pixels, up to uint8 rounding."""
     out = tmp_path / "high.png"
     low = _png(tmp_path / "low.png", [[0, 255], [255, 0]])  # 8 px model, scale 4: 2x2 input
-    run_jgen(["superres", "--workdir", str(cfg_run), "--image", low, "--out", str(out)], check=True)
+    jgen(capsys, "superres", "--workdir", cfg_run, "--image", low, "--out", out)
     high = np.asarray(Image.open(out), np.float64)[2:-2, 2:-2]  # the grid's border
     np.testing.assert_allclose(high.reshape(2, 4, 2, 4).mean(axis=(1, 3)), [[0, 255], [255, 0]], atol=0.6)
-    wrong = run_jgen(["superres", "--workdir", str(cfg_run), "--image", low, "--scale", "2"])
-    assert wrong.returncode == 2 and "expected 4x4" in wrong.stderr
+    one_line_error(jgen(capsys, "superres", "--workdir", cfg_run, "--image", low, "--scale", 2, code=2)[1],
+                   "expected 4x4")
 
 
 def test_sr3_uses_its_low_resolution_input():
@@ -89,13 +87,12 @@ def test_sr3_uses_its_low_resolution_input():
     # random weights everywhere: at init the output layer is zero, whatever the input
     net = random_variables(diffusion.make_model(config), np.random.default_rng(0), jnp.zeros((1, 8, 8, 2)),
                            jnp.zeros((1,)))["params"]
-    state = state.replace(ema_params=net)
+    run = Run(config, diffusion, state.replace(ema_params=net), make_mesh(), "")
     low = jax.random.uniform(jax.random.PRNGKey(1), (2, 2, 2, 1), minval=-1, maxval=1)
-    fn = jax.jit(lambda s, lo: apply.superres(config, s, lo, 4, jax.random.PRNGKey(2)))
-    a, b = fn(state, low), fn(state, -low)
+    a, b = (applications.superres(run, lo, 4, jax.random.PRNGKey(2)) for lo in (low, -low))
     assert a.shape == (2, 8, 8, 1) and float(jnp.max(jnp.abs(a - b))) > 1e-3
     with pytest.raises(JgenError, match="upsamples by 4, not 2"):
-        apply.superres(config, state, low, 2, jax.random.PRNGKey(2))
+        applications.superres(run, low, 2, jax.random.PRNGKey(2))
 
 
 def test_class_count_must_match_the_data(tmp_path):

@@ -1,0 +1,130 @@
+"""What a trained run is for beyond its training grid: the model work of `jgen sample | inpaint |
+superres | edit | export | interpolate | reconstruct | traverse`, each a function of a `Run`.
+
+The diffusion applications compose guidance pieces (jgen.diffusion.guidance) into a `Cond` for the
+run's one sampler; none copies a sampler. The CLI reads inputs, calls one of these, writes outputs.
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.diffusion import guidance as G
+from jgen.diffusion.schedules import schedule_from_config
+from jgen.errors import JgenError
+from jgen.families import diffusion, vae
+from jgen.families.base import Cond
+from jgen.images import save_png, to_uint8
+from jgen.interpolate import interpolation_latents
+from jgen.run import Run
+
+
+def class_cond(run: Run, num: int, label=None, guidance=None, user_image: bool = False) -> dict:
+    """Cond fields for --label / --guidance (check_cond refuses them for runs that are not class-
+    conditional). A user's image has no label: without one, a class-conditional run edits it with
+    the unconditional model (guidance 0)."""
+    if user_image and label is None and run.config.condition.kind == "class":
+        guidance = 0.0
+    return {"labels": None if label is None else np.full(num, label, np.int32), "guidance": guidance}
+
+
+def _diffusion(run: Run, command: str):
+    if run.config.family != "diffusion":
+        raise JgenError(f"`jgen {command}` needs a diffusion run; {run.workdir} is a {run.config.family} run")
+    return schedule_from_config(run.config.diffusion)
+
+
+def inpaint(run: Run, images, keep, key, jump: int = 10, resample: int = 5, label=None, guidance=None,
+            ema: bool = True):
+    """RePaint: images [B, H, W, C] in [-1, 1], keep [B, H, W, 1] (1 = known) -> filled images.
+    The known pixels of the result are exactly the input's."""
+    sched = _diffusion(run, "inpaint")
+    path = tuple(int(t) for t in G.repaint_path(diffusion.sampler_path(run.config), jump, resample))
+    cond = Cond(post=G.paste_known(sched, jnp.asarray(images), jnp.asarray(keep)), path=path,
+                **class_cond(run, len(images), label, guidance, user_image=True))
+    return run.sampler(len(images), ema)(key, cond)
+
+
+def superres(run: Run, low, scale: int, key, label=None, guidance=None, ema: bool = True):
+    """low [B, H/scale, W/scale, C] -> [B, H, W, C]: SR3 when the run was trained on low-resolution
+    inputs (condition.kind=lowres), zero-shot ILVR with an unconditional run otherwise."""
+    sched, c = _diffusion(run, "superres"), run.config.condition
+    if c.kind == "lowres":
+        if scale != c.scale:
+            raise JgenError(f"this SR3 run upsamples by {c.scale}, not {scale}")
+        return run.sampler(len(low), ema)(key, Cond(lowres=jnp.asarray(low)))
+    cond = Cond(post=G.ilvr(sched, jnp.asarray(low), scale), **class_cond(run, len(low), label, guidance, True))
+    return run.sampler(len(low), ema)(key, cond)
+
+
+def edit(run: Run, images, strength: float, key, label=None, guidance=None, ema: bool = True):
+    """SDEdit: images noised to `strength` (0..1) and denoised back into the training domain."""
+    sched = _diffusion(run, "edit")
+    noise_key, sample_key = jax.random.split(key)
+    x_t, level = G.sdedit_start(sched, jnp.asarray(images), strength, noise_key)
+    cond = Cond(x_T=x_t, start=level, **class_cond(run, len(images), label, guidance, user_image=True))
+    return run.sampler(len(images), ema)(sample_key, cond)
+
+
+def make_mask(kind: str, size: int, seed: int = 0) -> np.ndarray:
+    """A generated keep-mask [1, size, size, 1]: box (centre half), half (right half) or strokes."""
+    if kind == "box":
+        return G.box_mask(size)[None]
+    if kind == "half":
+        return G.half_mask(size)[None]
+    if kind == "strokes":
+        return G.stroke_mask(size, np.random.default_rng(seed))[None]
+    raise JgenError(f"unknown --mask-kind '{kind}' (box | half | strokes)")
+
+
+def export(run: Run, num: int, out: str, batch: int, seed: int = 0, label=None, ema: bool = True,
+           progress=None) -> int:
+    """Writes `num` samples as PNGs under `out`: out/<class>/NNNNNN.png for class-conditional runs (labels
+    cycling over the classes, or only `label`), out/NNNNNN.png otherwise; `folder:out` reads them back
+    with those labels. Returns the number written."""
+    classes = run.config.condition.num_classes if run.config.condition.kind == "class" else 0
+    width = len(str(max(classes - 1, 0)))  # zero-padded, so the folder source's sorted names keep the order
+    for start in range(0, num, batch):
+        n = min(batch, num - start)
+        labels = class_cond(run, n, label)["labels"]
+        if classes and label is None:
+            labels = np.arange(start, start + n, dtype=np.int32) % classes
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), start)
+        images = to_uint8(jax.device_get(run.sampler(n, ema)(key, Cond(labels=labels))))
+        for i, im in enumerate(images):
+            save_png(im, os.path.join(out, f"{int(labels[i]):0{width}d}" if classes else "", f"{start + i:06d}.png"))
+        if progress:
+            progress(n)
+    return num
+
+
+def interpolate(run: Run, rows: int, cols: int, seed: int = 0, ema: bool = True):
+    """rows x cols images: each row decodes points along a great circle between two random latents."""
+    z = interpolation_latents(jax.random.PRNGKey(seed), run.family.latent_shape(run.config), rows, cols)
+    return run.decode(z, ema)
+
+
+def vae_variables(run: Run, command: str):
+    if run.config.family != "vae":
+        raise JgenError(f"`jgen {command}` needs a VAE run; {run.workdir} is a {run.config.family} run")
+    return run.variables(ema=True)
+
+
+def reconstruct(run: Run, images, seed: int = 0):
+    """(pairs [2B, H, W, C]: each image then its reconstruction, the ELBO's parts as floats)."""
+    recon, m = jax.jit(lambda v, x, k: vae.reconstruct(run.config, v, x, k))(
+        vae_variables(run, "reconstruct"), jnp.asarray(images), jax.random.PRNGKey(seed))
+    pairs = np.stack([np.asarray(images), np.asarray(recon)], 1).reshape((-1,) + images.shape[1:])
+    return pairs, {k: float(v) for k, v in m.items()}
+
+
+def traverse(run: Run, images, index: int, cols: int, radius: float):
+    """(images [latent * cols, H, W, C], KL per latent, row order): see jgen.families.vae.traversal."""
+    variables = vae_variables(run, "traverse")
+    if not 0 <= index < len(images):
+        raise JgenError(f"--index must be in [0, {len(images)}) (the first --num images), got {index}")
+    fn = jax.jit(lambda v, x: vae.traversal(run.config, v, x, index, cols, radius))
+    out, kl, order = fn(variables, jnp.asarray(images))
+    return out, np.asarray(kl), np.asarray(order)

@@ -1,0 +1,102 @@
+"""Every section and every default of a jgen config, per family: recipes start here and change keys.
+
+The defaults are each method as its paper states it, at the size of the offline data
+(builtin:mnist5k, 28x28 grey digits, no download): `get_config(family)` trains as is on a CPU.
+Every default has the type an override must have (`--set optim.lr=1` is read as 1.0, because the
+default is a float), so ints stay ints, floats floats and tuples tuples. `jgen.config.check` states
+which values each key accepts.
+
+Imports nothing from jgen but its errors: `jgen.config` (the ground floor) imports this module.
+"""
+
+import ml_collections
+
+from jgen.errors import JgenError
+
+FAMILIES = ("diffusion", "gan", "vae")
+
+
+def get_config(family: str) -> ml_collections.ConfigDict:
+    """The full default config of `family` (diffusion | gan | vae)."""
+    if family not in FAMILIES:
+        raise JgenError(f"unknown family '{family}' (known: {', '.join(FAMILIES)})")
+    c = _shared(family)
+    {"diffusion": _diffusion, "gan": _gan, "vae": _vae}[family](c)
+    return c
+
+
+def _shared(family: str) -> ml_collections.ConfigDict:
+    """The sections every family has: family, seed, data, train, eval, condition, sample."""
+    c = ml_collections.ConfigDict()
+    c.family = family
+    c.seed = 0  # parameters, noise and data order all derive from it
+    # source: builtin:mnist5k[:SPLIT] | tfds:NAME[:SPLIT] | folder:PATH; data_dir: TFDS's data directory
+    # ("" = its default); crop: side of the centre square cut before resizing to image_size (0 = the
+    # shorter side); channels: 1 (grey) or 3 (RGB), converted on load
+    c.data = dict(source="builtin:mnist5k:train", data_dir="", image_size=28, channels=1, crop=0,
+                  random_flip=False, shuffle_buffer=5000)
+    # batch_size: the global batch (all devices, all micro-batches); sample_every: a sample grid every
+    # that many steps (0 = none); compute_dtype: float32 | bfloat16 (activations; params stay float32);
+    # grad_accum: micro-batches per step; max_nonfinite: NaN/inf steps in a row (each skipped) before
+    # the run stops
+    c.train = dict(steps=3000, batch_size=64, log_every=100, sample_every=1000,
+                   ckpt_every=1000, keep_checkpoints=2,
+                   compute_dtype="float32", grad_accum=1, max_nonfinite=10)
+    # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/;
+    # num: generated images per evaluation; metrics: comma list of fid, kid, is, pr; extractor:
+    # inception (pytorch-fid's Inception-v3) | classifier (trained by `jgen train-classifier`);
+    # split: the real images compared against; classifier, inception, cache_dir: paths ("" = default)
+    c.eval = dict(every=0, num=1000, metrics="fid,kid,pr", extractor="classifier", split="test", batch=250,
+                  classifier="", inception="", cache_dir="")
+    # kind: none | class (classifier-free guidance, Ho & Salimans 2022) | lowres (SR3, Saharia et al.
+    # 2021); conditioning is for the diffusion family only. drop: fraction of training examples whose
+    # condition is replaced by the null one (label num_classes, or an all-zero image), which teaches
+    # the unconditional model too; scale: the low-resolution input is image_size / scale px
+    c.condition = dict(kind="none", num_classes=10, drop=0.1, scale=4)
+    c.sample = dict(num=64)  # images in the training sample grid
+    return c
+
+
+def _diffusion(c: ml_collections.ConfigDict) -> None:
+    """DDPM (Ho et al. 2020): its schedule, loss and optimiser; a narrow U-Net for 28 px."""
+    # The U-Net: level widths ch * ch_mult[i], num_res_blocks per level, the side halving between
+    # levels; attention at the sides listed in attn_resolutions (and always in the middle)
+    c.model = dict(ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(7,),
+                   dropout=0.0, num_groups=8)
+    # schedule: linear (beta_start..beta_end) | cosine (Nichol & Dhariwal 2021); prediction: what the
+    # network outputs: eps (noise) | x0 (the clean image) | v (Salimans & Ho 2022)
+    c.diffusion = dict(timesteps=1000, schedule="linear", beta_start=1e-4, beta_end=0.02, prediction="eps")
+    # AdamW with linear warm-up over warmup_steps; grad_clip: global-norm clipping (0 = none);
+    # ema_decay: the EMA of the parameters that sampling uses (0 = none)
+    c.optim = dict(lr=2e-4, warmup_steps=5000, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+                   grad_clip=1.0, ema_decay=0.9999)
+    # sampler: ddpm (ancestral, all timesteps) | ddim (steps evenly spaced levels; eta 0 is
+    # deterministic, 1 as noisy as DDPM); variance: small (posterior) | large (beta_t); clip: x0 to
+    # [-1, 1] at each step; guidance: the classifier-free scale of a condition.kind=class run (1 = none)
+    c.sample.update(sampler="ddim", steps=100, eta=0.0, variance="small", clip=True, guidance=1.0)
+
+
+def _gan(c: ml_collections.ConfigDict) -> None:
+    """DCGAN (Radford et al. 2016): its networks, non-saturating loss and Adam(2e-4, beta1 0.5)."""
+    # latent_dim: z's size; ngf/ndf: generator/discriminator width at the full-size layer; disc_norm:
+    # batch (DCGAN) | none (a WGAN-GP critic); upsample: subpixel (fast phase form) | transpose
+    # (lax.conv_transpose, kept for comparison)
+    c.model = dict(latent_dim=100, ngf=64, ndf=64, disc_norm="batch", upsample="subpixel")
+    # loss: nonsaturating | wgan-gp (Gulrajani et al. 2017); n_critic: critic updates per generator
+    # update (train.batch_size counts the real images of all of them); gp_weight: lambda of WGAN-GP
+    c.gan = dict(loss="nonsaturating", n_critic=1, gp_weight=10.0)
+    # One AdamW per network; ema_decay: the EMA of the generator that sampling uses (0 = none)
+    adam = dict(lr=2e-4, warmup_steps=0, b1=0.5, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip=0.0)
+    c.optim = dict(gen=adam, disc=dict(adam), ema_decay=0.0)
+
+
+def _vae(c: ml_collections.ConfigDict) -> None:
+    """beta-VAE (Higgins et al. 2017): its networks and objective; Burgess et al. 2018's capacity form."""
+    c.model = dict(latent_dim=10)
+    # likelihood: bernoulli (pixel intensities in [0, 1]) | gaussian (fixed sigma on the [-1, 1] scale) |
+    # gaussian_learned (one learned sigma); objective: beta (recon + beta * KL) | capacity
+    # (recon + gamma * |KL - C|, C rising to capacity_max nats over capacity_steps steps)
+    c.vae = dict(likelihood="bernoulli", sigma=0.1, objective="beta", beta=1.0, gamma=1000.0,
+                 capacity_max=25.0, capacity_steps=100000)
+    c.optim = dict(lr=5e-4, warmup_steps=0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+                   grad_clip=0.0, ema_decay=0.0)

@@ -1,0 +1,126 @@
+"""Process-wide host settings for training on CPUs, applied by the `jgen` command and the benchmarks.
+
+A library must not change the process that imports it, so none of this runs at `import jgen`;
+`configure()` is called first thing by `jgen.cli.main` and `benchmarks/`, before JAX starts a
+backend, and does nothing unless the run will be on the CPU. Set JGEN_HOST_DEFAULTS=0 to opt out.
+"""
+
+import importlib.util
+import os
+import sys
+
+# Two XLA:CPU options, read when the first backend starts; a user's own choice of either wins, and
+# neither changes any value.
+# - YNNPACK takes single dots and convolutions by default; XLA's own (Eigen) kernels run jgen's
+#   training steps faster on CPU: on 2 cores the mnist5k U-Net step takes 106 ms against 127, the
+#   beta-VAE step 55 ms against 65 (benchmarks/results/cpu2-perf-2026-11-27.md).
+# - The cse_barrier_expander pass removes optimisation barriers early; jgen's convolution gradients
+#   place barriers on CPU so that weight-gradient transposes read stored activations
+#   (jgen.nn.conv.materialised).
+XLA_CPU_OPTIONS = (("--xla_cpu_experimental_ynn_fusion_type", "-individual_dot,-individual_convolution"),
+                   ("--xla_disable_hlo_passes", "cse_barrier_expander"))
+
+
+def platform() -> str:
+    """The platform JAX will pick, decided without starting a backend: JAX_PLATFORMS when set, else
+    'gpu' or 'tpu' when their plugin is installed, else 'cpu'."""
+    chosen = os.environ.get("JAX_PLATFORMS", "").split(",")[0].strip().lower()
+    if chosen:
+        return "gpu" if chosen in ("cuda", "rocm") else chosen
+    if any(importlib.util.find_spec(m) for m in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin")):
+        return "gpu"
+    return "tpu" if importlib.util.find_spec("libtpu") else "cpu"
+
+
+def configure() -> bool:
+    """Applies the CPU host settings; returns whether it did (False off CPU or with JGEN_HOST_DEFAULTS=0).
+
+    XLA:CPU allocates all of an execution's temporaries as one block (57 MB for the offline U-Net
+    step). glibc serves such blocks with a fresh mmap and unmaps them on free, so every step
+    page-faulted ~14,000 zeroed pages: 35-55 ms of kernel time per step on 2 cores. Freed memory is
+    kept instead (no trimming, no mmap for large blocks), and executions run on the calling thread
+    (synchronous dispatch), whose heap glibc grows once and reuses. Measured on 2 cores: U-Net step
+    91-106 -> 82-88 ms, beta-VAE CelebA 90-116 -> 69-76 ms. The cost is that the process keeps its
+    peak host memory until it exits.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
+    if os.environ.get("JGEN_HOST_DEFAULTS", "1") == "0" or platform() != "cpu":
+        return False
+    for option, value in XLA_CPU_OPTIONS:
+        if option not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {option}={value}").strip()
+    if "JAX_CPU_ENABLE_ASYNC_DISPATCH" not in os.environ:
+        if "jax" in sys.modules:
+            sys.modules["jax"].config.update("jax_cpu_enable_async_dispatch", False)
+        else:  # read when jax is imported; importing it here would slow `jgen --help`
+            os.environ["JAX_CPU_ENABLE_ASYNC_DISPATCH"] = "false"
+    if not any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")):
+        _keep_freed_memory()
+    return True
+
+
+def _keep_freed_memory() -> None:
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return
+    libc.mallopt(-4, 0)  # M_MMAP_MAX: large blocks come from the heap
+    libc.mallopt(-1, 2 ** 31 - 1)  # M_TRIM_THRESHOLD: freed memory stays with the process
+
+
+def hide_gpus_from_tensorflow() -> None:
+    """tf.data only feeds; the accelerators belong to JAX, so TensorFlow must not claim their memory.
+    Imports TensorFlow (~5 s), so the CLI calls it once the config is known to be good."""
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")
+
+
+def enable_compile_cache() -> None:
+    """Persist XLA executables between runs (JGEN_COMPILE_CACHE, default ~/.cache/jgen/xla; empty to
+    disable): a re-run or resume skips the 10 s+ compile."""
+    import jax
+
+    cache = os.environ.get("JGEN_COMPILE_CACHE", os.path.expanduser("~/.cache/jgen/xla"))
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+
+
+class _OneLine:
+    """Library log records (Orbax's background writers) keep their message, lose the traceback wall;
+    the failure itself reaches the user as jgen's one-line error."""
+
+    def filter(self, record):
+        if record.exc_info:
+            record.msg = f"{record.getMessage().splitlines()[0]} ({record.exc_info[0].__name__})"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def quiet_library_errors() -> None:
+    """The CLI's one-line errors, kept so: library log records and background-thread failures are
+    reduced to one line each."""
+    import logging
+    import threading
+    import warnings
+
+    if getattr(sys.excepthook, "jgen", False):  # applied already (main() called again in one process)
+        return
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("absl").addFilter(_OneLine())
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # echoes of Orbax's failures, one per write
+    threading.excepthook = lambda a: print(f"jgen: background thread {a.thread.name if a.thread else ''}: "
+                                           f"{a.exc_type.__name__}: {str(a.exc_value).splitlines()[0][:200]}",
+                                           file=sys.stderr)
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited")
+    # After a failed checkpoint write, tensorstore's completion callbacks keep reporting into Orbax's
+    # closed event loop through sys.excepthook: one failure, dozens of identical tracebacks.
+    default = sys.excepthook
+
+    def hook(t, v, tb):
+        if not (t is RuntimeError and "Event loop is closed" in str(v)):
+            default(t, v, tb)
+    hook.jgen = True
+    sys.excepthook = hook

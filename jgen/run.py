@@ -1,0 +1,141 @@
+"""The run layer: a model (config, family, state) on a mesh, opened from a workdir or from pretrained
+weights, with the one cached, mesh-sharded sampler that the trainer's grids, the evaluator and every
+command use; and `train`, which assembles data, step, checkpoints and callbacks for the loop.
+"""
+
+import dataclasses
+import os
+from functools import partial
+from typing import Any
+
+import jax
+import ml_collections
+from jax.sharding import Mesh
+from tqdm import tqdm
+
+from jgen.config import check, read_config, save_config
+from jgen.data.pipeline import global_batches
+from jgen.data.sources import open_source
+from jgen.errors import JgenError
+from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
+from jgen.families import get_family
+from jgen.families.base import Cond, check_cond
+from jgen.sharding import batch_sharding, gather, make_mesh, replicated
+from jgen.train import checkpoint
+from jgen.train.loop import train_loop
+from jgen.train.step import TrainState, init_state, jit_train_step, state_shapes
+
+
+@dataclasses.dataclass(eq=False)
+class Run:
+    config: ml_collections.ConfigDict
+    family: Any
+    state: TrainState
+    mesh: Mesh
+    workdir: str
+    _compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    def variables(self, ema: bool = True) -> dict:
+        """What the family's sample/decode/encode take: the EMA or the raw generator parameters."""
+        params = self.state.ema_params if ema else self.family.generator(self.state.params)
+        return {"params": params, "model_state": self.state.model_state}
+
+    def _jit(self, name: str, make):
+        if name not in self._compiled:
+            self._compiled[name] = make()
+        return self._compiled[name]
+
+    def sampler(self, num: int, ema: bool = True):
+        """draw(key, cond=Cond()) -> `num` images [num, H, W, C] in [-1, 1], split over the devices when
+        `num` divides evenly. One jit per `num`, kept for the run's life: every grid and evaluation
+        after the first reuses it (a condition's static parts compile once each)."""
+        out = batch_sharding(self.mesh) if num % self.mesh.devices.size == 0 else replicated(self.mesh)
+        fn = self._jit(f"sample/{num}", lambda: jax.jit(partial(self.family.sample, self.config, num=num),
+                                                        out_shardings=out))
+
+        def draw(key, cond: Cond = Cond()):
+            check_cond(self.config, cond, num)
+            return fn(self.variables(ema), key, cond=cond)
+        return draw
+
+    def decode(self, z, ema: bool = True):
+        """The family's decoder (generator; deterministic DDIM for diffusion) on latents z [B, ...]."""
+        return self._jit("decode", lambda: jax.jit(partial(self.family.decode, self.config)))(self.variables(ema), z)
+
+
+def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
+    """The newest good checkpoint of a `jgen train` workdir, or pretrained weights (diffusers'
+    UNet2DModel layout) with `config` (a checked diffusion config) for schedule, sampler and data;
+    their outputs default to runs/pretrained-<name>."""
+    if bool(weights) == bool(workdir):
+        raise JgenError("give either --workdir DIR (a `jgen train` run) or --weights PATH (pretrained)")
+    mesh = make_mesh()
+    if weights:
+        from jgen.diffusion.pretrained import load_weights, params_from_diffusers
+
+        config, state_dict = load_weights(weights, config)
+        like = state_shapes(get_family("diffusion"), config).params
+        params = jax.device_put(params_from_diffusers(state_dict, like), replicated(mesh))
+        state = TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params, opt_state=(),
+                           ema_params=params, model_state={}, rng=jax.random.PRNGKey(0))
+        name = os.path.splitext(os.path.basename(weights.rstrip("/")))[0]
+        return Run(config, get_family("diffusion"), state, mesh, os.path.join("runs", "pretrained-" + name))
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise JgenError(f"{workdir} is not a jgen run directory (no config.json): train first")
+    config = read_config(path)
+    family = get_family(config.family)
+    state = checkpoint.restore_latest(family, config, mesh, checkpoint.manager(workdir, create=False))
+    return Run(config, family, state, mesh, workdir)
+
+
+def _init_or_restore(family, config, mesh, workdir: str):
+    """(manager, state, resumed): the newest good checkpoint if the workdir has one, else a fresh state.
+    A checkpoint of another model is refused before anything is restored, moved or written."""
+    mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)  # the same collectives on every process
+    if mgr.latest_step() is not None:
+        checkpoint.check_compatible(mgr, state_shapes(family, config), workdir, config)
+        return mgr, checkpoint.restore_latest(family, config, mesh, mgr, quarantine=True), True
+    return mgr, init_state(family, config, jax.random.PRNGKey(config.seed), replicated(mesh)), False
+
+
+def train(config, workdir: str) -> str:
+    """Trains config.train.steps steps in `workdir`, resuming from its newest good checkpoint; returns
+    the final grid's path. Config, data and evaluator are checked before anything is written."""
+    family = get_family(config.family)
+    mesh = make_mesh()
+    check(config, devices=mesh.devices.size)
+    source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
+    c = config.condition
+    if c.kind == "class" and c.num_classes != source.num_classes:
+        raise JgenError(f"condition.num_classes is {c.num_classes} but {config.data.source} has "
+                        f"{source.num_classes or 'no'} labelled classes")
+    if config.eval.every and jax.process_count() > 1:
+        raise JgenError("eval.every runs in single-process training only; set eval.every=0 and run "
+                        "`jgen eval` on one host after training")
+    evaluator = make_evaluator(config, mesh) if config.eval.every else None
+    mgr, state, resumed = _init_or_restore(family, config, mesh, workdir)
+    lead = jax.process_index() == 0
+    if lead:
+        save_config(config, os.path.join(workdir, "config.json"))
+        if resumed:
+            print(f"jgen: resumed {workdir} at step {int(state.step)}")
+    run = Run(config, family, state, mesh, workdir)
+    grid_sampler, grid_key = run.sampler(config.sample.num), jax.random.PRNGKey(config.seed + 1)
+
+    def grid(state):  # the same noise at every grid: progress is visible
+        run.state = state
+        return gather(grid_sampler(grid_key))
+
+    def evaluate(state):
+        run.state = state
+        report = evaluator(run.sampler, int(state.step))
+        if lead:
+            save_report(report, os.path.join(workdir, "eval", f"step_{report['step']:07d}.json"))
+            tqdm.write(f"jgen: eval {describe(report)}")
+        return scalars(report)
+
+    batches = global_batches(source, config.data, config.train.batch_size // jax.process_count(), mesh,
+                             seed=config.seed, start_step=int(state.step))
+    return train_loop(config, workdir, state, jit_train_step(family, config, mesh), batches, mgr, grid,
+                      evaluate if evaluator else None)

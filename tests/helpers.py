@@ -1,0 +1,170 @@
+"""Shared test helpers: tiny overrides of the real recipes, in-process and subprocess `jgen` runs,
+reading a run back, and float64 references."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.cli import main
+from jgen.diffusion import schedules as S
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST_CONFIG = os.path.join(ROOT, "configs", "ddpm_mnist5k.py")
+GAN_CONFIG = os.path.join(ROOT, "configs", "dcgan_mnist5k.py")
+VAE_CONFIG = os.path.join(ROOT, "configs", "betavae_mnist5k.py")
+
+# The offline default recipe shrunk to seconds: 8x8 digits, a two-level U-Net, a 2-step DDIM grid.
+TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.attn_resolutions=(4,)",
+        "model.num_groups=4", "model.dropout=0.1", "train.batch_size=16", "train.log_every=1",
+        "train.sample_every=0", "sample.steps=2", "sample.num=8", "optim.warmup_steps=2"]
+# The offline DCGAN shrunk the same way: 8x8 digits (4x4 -> 8x8), 8-channel networks.
+TINY_GAN = ["data.image_size=8", "model.ngf=8", "model.ndf=8", "model.latent_dim=8", "train.batch_size=16",
+            "train.log_every=1", "train.sample_every=0", "sample.num=8"]
+# The offline beta-VAE shrunk: 8x8 digits (one 64-channel convolution to 4x4), 4 latents.
+TINY_VAE = ["data.image_size=8", "model.latent_dim=4", "train.batch_size=16", "train.log_every=1",
+            "train.sample_every=0", "sample.num=8"]
+STRAIGHT = ["train.steps=6", "train.ckpt_every=2", "train.keep_checkpoints=5"]
+
+
+def cli_env(devices: int = 1) -> dict:
+    """The environment of a `jgen` subprocess with `devices` fake CPU devices and a shared compile cache."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    env.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
+    return env
+
+
+def run_jgen(args, devices: int = 1, timeout: int = 300, check: bool = False, **popen):
+    """Runs `python -m jgen.cli ARGS` in a subprocess with `devices` fake CPU devices: for what needs a
+    process boundary (another device count, signals, several processes)."""
+    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *args], env=cli_env(devices), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, **popen)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"jgen {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def jgen(capsys, *args, code: int = 0):
+    """`jgen ARGS` in this process: (stdout, stderr); asserts the exit code."""
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert rc == code, err[-3000:]
+    return out, err
+
+
+def one_line_error(err: str, pattern: str) -> None:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert lines and lines[-1].startswith("jgen: error:") and pattern in lines[-1], lines[-3:]
+
+
+def spawn(args, env):
+    return subprocess.Popen([sys.executable, "-m", "jgen.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(proc, workdir, step, timeout=240):
+    target = os.path.join(workdir, "checkpoints", str(step), "_CHECKPOINT_METADATA")
+    end = time.time() + timeout
+    while not os.path.exists(target):
+        assert proc.poll() is None, f"run ended before checkpoint {step}:\n{proc.stderr.read()[-3000:]}"
+        assert time.time() < end, "timed out waiting for a checkpoint"
+        time.sleep(0.05)
+
+
+def tiny_train_args(workdir, *extra, config=MNIST_CONFIG, tiny=TINY):
+    args = ["train", "--config", config, "--workdir", str(workdir)]
+    for item in list(tiny) + list(extra):
+        args += ["--set", item]
+    return args
+
+
+def tiny_gan_args(workdir, *extra):
+    return tiny_train_args(workdir, *extra, config=GAN_CONFIG, tiny=TINY_GAN)
+
+
+def tiny_vae_args(workdir, *extra):
+    return tiny_train_args(workdir, *extra, config=VAE_CONFIG, tiny=TINY_VAE)
+
+
+def final_state(workdir):
+    from jgen.run import open_run
+
+    return open_run(str(workdir)).state
+
+
+def state_at(workdir, step):
+    """The TrainState of checkpoint `step` of a workdir, on one device."""
+    from jgen.config import read_config
+    from jgen.families import get_family
+    from jgen.train import checkpoint
+    from jgen.train.step import state_shapes
+
+    config = read_config(os.path.join(workdir, "config.json"))
+    target = checkpoint.abstract_like(state_shapes(get_family(config.family), config),
+                                      jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    return checkpoint.restore(checkpoint.manager(str(workdir), create=False), target, step)
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+def all_leaves(state):
+    return leaves(state.params) + leaves(state.ema_params) + leaves(state.opt_state) + leaves(state.model_state)
+
+
+def assert_same(a, b, tol=0.0):
+    assert int(a.step) == int(b.step)
+    for x, y in zip(all_leaves(a), all_leaves(b), strict=True):
+        if tol:
+            assert np.max(np.abs(x - y)) < tol
+        else:
+            np.testing.assert_array_equal(x, y)
+
+
+def tree_digest(path):
+    h = hashlib.sha256()
+    for d, _, files in sorted(os.walk(path)):
+        for f in sorted(files):
+            h.update(f.encode())
+            h.update(open(os.path.join(d, f), "rb").read())
+    return h.hexdigest()
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b|, in float64."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
+
+
+def random_variables(module, rng, *inputs, **kwargs):
+    """Random params N(0, 0.1) (BatchNorm scales and running statistics U(0.5, 1.5)) in the module's layout.
+
+    Drawn with NumPy into the shapes of `eval_shape(init)`: jitting Flax's init compiles one threefry
+    kernel per parameter, seconds on 2 cores, and a parity test only needs some weights.
+    """
+    shapes = jax.eval_shape(lambda k, *a: module.init(k, *a, **kwargs), jax.random.PRNGKey(0), *inputs)
+
+    def draw(path, s):
+        name = jax.tree_util.keystr(path)
+        positive = "batch_stats" in name or "scale" in name
+        return jnp.float32(rng.uniform(0.5, 1.5, s.shape) if positive else 0.1 * rng.normal(size=s.shape))
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def gaussian_model(sched, mu, s):
+    """Exact eps-prediction for data ~ N(mu, s^2): E[eps | x_t] in closed form."""
+    def model_fn(x, t):
+        a = sched.alphas_cumprod[t][:, None, None, None]
+        eps = (x - jnp.sqrt(a) * mu) * jnp.sqrt(1 - a) / (a * s ** 2 + 1 - a)
+        return S.x0_from_eps(sched, x, t, eps), eps
+    return model_fn
