@@ -22,16 +22,16 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.timing import write_results  # noqa: E402
-from jgen import apply  # noqa: E402
+from jgen import applications as A  # noqa: E402
+from jgen import host  # noqa: E402
 from jgen.data.pipeline import first_images  # noqa: E402
 from jgen.data.sources import mnist5k_arrays, open_source  # noqa: E402
 from jgen.diffusion import guidance as G  # noqa: E402
 from jgen.eval.classifier import load_classifier  # noqa: E402
-from jgen.families import diffusion  # noqa: E402
+from jgen.families.base import Cond  # noqa: E402
 from jgen.eval.metrics import psnr, ssim  # noqa: E402
 from jgen.images import save_grid  # noqa: E402
-from jgen.train.loop import restore_run  # noqa: E402
-from jgen.sharding import make_mesh  # noqa: E402
+from jgen.run import open_run  # noqa: E402
 
 
 def main():
@@ -46,7 +46,7 @@ def main():
     p.add_argument("--resample", type=int, default=5)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     a = p.parse_args()
-    mesh = make_mesh()
+    host.configure()
     model, cparams, _ = load_classifier(a.classifier)
     classify = jax.jit(lambda x: jnp.argmax(model.apply({"params": cparams}, x)["logits"], -1))
     rows, figures = [], {}
@@ -67,7 +67,8 @@ def main():
         return out, time.perf_counter() - t0
 
     # --- held-out digits: the mnist5k test split (50 per class), as the pipeline feeds them
-    config, state = restore_run(a.uncond, mesh)
+    run = open_run(a.uncond)
+    config = run.config
     test = open_source("builtin:mnist5k:test")
     all_labels = mnist5k_arrays("test")[1]  # sorted by class: take the first num/10 of each
     pick = np.concatenate([np.flatnonzero(all_labels == c)[:a.num // 10] for c in range(10)])
@@ -78,10 +79,9 @@ def main():
     # --- inpainting: RePaint against the mean image in the hole
     rng = np.random.default_rng(0)
     for kind in ("box", "half", "strokes"):
-        keep = np.concatenate([apply.make_mask(kind, 28, int(rng.integers(1 << 30))) for _ in range(a.num)])
+        keep = np.concatenate([A.make_mask(kind, 28, int(rng.integers(1 << 30))) for _ in range(a.num)])
         hole = 1.0 - keep
-        fill = jax.jit(partial(apply.inpaint, config, jump=a.jump, resample=a.resample))
-        out, sec = timed(fill, state, jnp.asarray(x), jnp.asarray(keep), key)
+        out, sec = timed(partial(A.inpaint, run, jump=a.jump, resample=a.resample), x, keep, key)
         mean_fill = keep * x + hole * train_mean
         row(f"inpaint {kind}", "mean fill", mean_fill, x, labels, hole)
         row(f"inpaint {kind}", f"RePaint j{a.jump} r{a.resample}", out, x, labels, hole, sec)
@@ -91,7 +91,7 @@ def main():
     # --- super-resolution, zero-shot ILVR with the unconditional model: 7x7 -> 28x28
     low = np.asarray(G.downsample(jnp.asarray(x), 4))
     bicubic = np.clip(np.asarray(G.upsample_bicubic(jnp.asarray(low), 4)), -1, 1)
-    out, sec = timed(jax.jit(lambda s, lo, k: apply.superres(config, s, lo, 4, k)), state, jnp.asarray(low), key)
+    out, sec = timed(A.superres, run, low, 4, key)
     row("superres 7->28", "bicubic", bicubic, x, labels)
     row("superres 7->28", "ILVR (unconditional run)", out, x, labels, seconds=sec)
     gap = float(np.max(np.abs(np.asarray(G.downsample(jnp.asarray(out), 4)) - low)))
@@ -103,28 +103,26 @@ def main():
     # --- SDEdit: the blocky 7x7 'paintings' of held-out digits turned back into digits
     row("SDEdit of 7x7 blocks", "input (blocks)", rough, x, labels)
     for strength in (0.3, 0.5):
-        edit = jax.jit(lambda s, im, k: apply.edit(config, s, im, strength, k))
-        out, sec = timed(edit, state, jnp.asarray(rough), key)
+        out, sec = timed(A.edit, run, rough, strength, key)
         row("SDEdit of 7x7 blocks", f"SDEdit strength {strength}", out, x, labels, seconds=sec)
         figures[f"sdedit_{strength}"] = np.stack([rough, out, x], 1)[::a.num // 10]
 
     # --- SR3: 8x8 -> 32x32 with the run trained on low-resolution inputs
-    sconfig, sstate = restore_run(a.sr3, mesh)
-    x32 = first_images(test, sconfig.data, len(all_labels))[pick]
+    srun = open_run(a.sr3)
+    x32 = first_images(test, srun.config.data, len(all_labels))[pick]
     low32 = np.asarray(G.downsample(jnp.asarray(x32), 4))
     bicubic32 = np.clip(np.asarray(G.upsample_bicubic(jnp.asarray(low32), 4)), -1, 1)
-    out, sec = timed(jax.jit(lambda s, lo, k: apply.superres(sconfig, s, lo, 4, k)), sstate, jnp.asarray(low32), key)
+    out, sec = timed(A.superres, srun, low32, 4, key)
     row("superres 8->32", "bicubic", bicubic32, x32, labels)
     row("superres 8->32", "SR3", out, x32, labels, seconds=sec)
     figures["superres_sr3"] = np.stack([np.asarray(G.upsample_nearest(jnp.asarray(low32), 4)), bicubic32, out,
                                         x32], 1)[::a.num // 10]
 
     # --- classifier-free guidance: does the classifier see the intended class?
-    cconfig, cstate = restore_run(a.cfg, mesh)
     wanted = np.repeat(np.arange(10), a.per_class)
+    draw = open_run(a.cfg).sampler(len(wanted))
     for scale in (0.0, 1.0, 2.0, 3.0):
-        fn = jax.jit(lambda s, k, y, g: diffusion.sample(cconfig, s, k, len(wanted), labels=y, guidance=g))
-        out, sec = timed(fn, cstate, key, jnp.asarray(wanted), scale)
+        out, sec = timed(draw, key, Cond(labels=jnp.asarray(wanted), guidance=scale))
         acc = float(np.mean(np.asarray(classify(jnp.asarray(out))) == wanted))
         rows.append(dict(task="class-conditional", method=f"guidance {scale}", n=len(wanted), class_acc=acc,
                          seconds=sec))

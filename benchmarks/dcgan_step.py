@@ -19,10 +19,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.timing import timed, write_results  # noqa: E402
+from jgen import host  # noqa: E402
 from jgen.config import apply_overrides, load_config  # noqa: E402
 from jgen.families import gan  # noqa: E402
 from jgen.nn.conv import conv_transpose_phases, conv_transpose_reference  # noqa: E402
-from jgen.train.state import init_state  # noqa: E402
+from jgen.train.step import init_state, train_step  # noqa: E402
 
 
 def jgen_step(config, batch):
@@ -30,7 +31,7 @@ def jgen_step(config, batch):
     state = init_state(gan, config, jax.random.PRNGKey(0))
     s, c = config.data.image_size, config.data.channels
     images = {"image": jax.random.uniform(jax.random.PRNGKey(1), (batch, s, s, c), minval=-1.0, maxval=1.0)}
-    step = jax.jit(partial(gan.train_step, config))
+    step = jax.jit(partial(train_step, gan, config))
 
     def run(state):
         return step(state, images)[0]
@@ -52,6 +53,7 @@ def torch_step(config, batch):
 
 
 def main():
+    host.configure()  # the CPU host settings the `jgen` command applies
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
@@ -72,7 +74,7 @@ def main():
                          ms=1e3 * timed(g, x, w), images=64))
 
     for cfg in ("dcgan_mnist5k", "dcgan_cifar10"):
-        base = load_config(os.path.join(ROOT, "configs", cfg + ".py"))
+        base = load_config(cfg)
         what = f"{cfg} train step (G+D, Adam), batch {args.batch}"
         variants = [("before", "transpose"), ("after", "subpixel")] * 2
         if torch is not None:

@@ -59,6 +59,9 @@ def torch_fid_rate(images_uint8, batch):
 
 
 def main():
+    from jgen import host
+
+    host.configure()  # the CPU host settings the `jgen` command applies
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--inception-images", type=int, default=200)
     p.add_argument("--classifier-images", type=int, default=5000)

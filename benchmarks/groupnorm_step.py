@@ -47,6 +47,9 @@ def step_fn(config, batch):
 
 
 def main():
+    from jgen import host
+
+    host.configure()  # the CPU host settings the `jgen` command applies
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
@@ -59,7 +62,7 @@ def main():
         for name, m in (("jgen", ours), ("flax", theirs)):
             f = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(m.apply(p, x)))))
             rows.append(dict(what=f"GroupNorm(32) fwd+bwd {shape}", impl=name, ms=1e3 * timed(f, x)))
-    config = load_config(os.path.join(ROOT, "configs", "ddpm_mnist5k.py"))
+    config = load_config("ddpm_mnist5k")
     original = layers.group_norm
     for name, gn in (("jgen", original), ("flax", flax_group_norm)) * 2:  # alternate, twice
         layers.group_norm = unet.group_norm = gn  # the U-Net and its blocks both call group_norm

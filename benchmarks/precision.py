@@ -19,21 +19,23 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.timing import timed, write_results  # noqa: E402
+from jgen import host  # noqa: E402
 from jgen.config import apply_overrides, load_config  # noqa: E402
 from jgen.families import diffusion  # noqa: E402
-from jgen.train.state import init_state  # noqa: E402
+from jgen.train.step import init_state, train_step  # noqa: E402
 
 VARIANTS = [("float32", 1), ("bfloat16", 1), ("float32", 4)]
 
 
 def compiled_step(config, batch):
     state = init_state(diffusion, config, jax.random.PRNGKey(0))
-    step = jax.jit(lambda s, b: diffusion.train_step(config, s, b), donate_argnums=0)
+    step = jax.jit(lambda s, b: train_step(diffusion, config, s, b), donate_argnums=0)
     compiled = step.lower(state, batch).compile()
     return state, compiled
 
 
 def main():
+    host.configure()  # the CPU host settings the `jgen` command applies
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=os.path.join(ROOT, "configs", "ddpm_cifar10.py"))
     p.add_argument("--batch", type=int, default=16)
@@ -74,7 +76,7 @@ def main():
                      f"{r['memory_vs_f32']:.2f}x |")
     device = jax.devices()[0]
     text = (f"{device.device_kind} ({platform.machine()}, {os.cpu_count()} cores), jax {jax.__version__}; "
-            f"{os.path.basename(args.config)} {' '.join(args.set)}, `diffusion.train_step` jitted, "
+            f"{os.path.basename(args.config)} {' '.join(args.set)}, `train_step` jitted, "
             f"median of {args.repeats} alternated windows of 3 steps.\n\n" + "\n".join(lines))
     name = "bf16" if device.platform == "cpu" else f"{device.platform}-bf16"
     write_results(os.path.join(ROOT, "benchmarks", "results"), name,

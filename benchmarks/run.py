@@ -37,8 +37,7 @@ def run_worker(framework, variant, config, batch, gpu, repeats, timeout):
     cmd = [sys.executable, "-m", "benchmarks.workers", "--framework", framework, "--variant", variant,
            "--config", config, "--batch", str(batch), "--repeats", str(repeats)] + (["--gpu"] if gpu else [])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    if framework == "torch":  # PyTorch as its users run it: without jgen's host settings (jgen/__init__.py)
-        env["JGEN_HOST_DEFAULTS"] = "0"
+    # PyTorch runs as its users run it: the torch worker never calls jgen.host.configure()
     if not gpu:
         env["JAX_PLATFORMS"] = "cpu"
     try:

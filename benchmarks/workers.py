@@ -1,6 +1,6 @@
 """One measurement of benchmarks/run.py, alone in its process: one family, one framework, one variant.
 
-jgen runs the family's own jitted `train_step` (state donated, as the trainer does) and `sample`;
+jgen runs the trainer's jitted `train_step` (state donated, as the trainer does) and the family's `sample`;
 PyTorch runs the twins (benchmarks/twins) with the same networks, losses and optimiser, eager or
 under torch.compile. Both train on one fixed random batch, so no input pipeline is timed.
 Prints one line `RESULT {json}`: train and sampling images/s (medians of timed windows after a
@@ -52,20 +52,25 @@ def first_and_timed(fn, arg, sync, repeats, inner, after_first=lambda: None):
 
 
 def jgen_worker(config, batch, variant, gpu, repeats):
+    from jgen import host
+
+    host.configure()  # what the `jgen` command applies first (CPU only)
     import jax
     from functools import partial
 
-    from jgen.families import diffusion, gan, vae
-    from jgen.train.state import init_state
+    from jgen.families import get_family
+    from jgen.run import Run
+    from jgen.sharding import make_mesh
+    from jgen.train.step import init_state, train_step
 
-    family = {"diffusion": diffusion, "gan": gan, "vae": vae}[config.family]
+    family = get_family(config.family)
     if variant == "bfloat16":
         config = apply_overrides(config, ["train.compute_dtype=bfloat16"])
     s, c = config.data.image_size, config.data.channels
     images = {"image": jax.random.uniform(jax.random.PRNGKey(1), (batch, s, s, c), minval=-1.0, maxval=1.0)}
     state = jax.block_until_ready(init_state(family, config, jax.random.PRNGKey(0)))
     base = rss_mib()
-    step = jax.jit(partial(family.train_step, config), donate_argnums=0)
+    step = jax.jit(partial(train_step, family, config), donate_argnums=0)
     holder = [state]
 
     def train(_):
@@ -74,8 +79,9 @@ def jgen_worker(config, batch, variant, gpu, repeats):
 
     first, per_step = first_and_timed(train, None, jax.block_until_ready, repeats, 5, reset_peak)
     peak = peak_rss_mib() - base
-    sample = jax.jit(partial(family.sample, config, num=batch))
-    _, per_sample = first_and_timed(lambda k: sample(holder[0], k), jax.random.PRNGKey(2),
+    run = Run(config, family, holder[0], make_mesh(), "")
+    sample = run.sampler(batch)  # the sampler every `jgen` command uses
+    _, per_sample = first_and_timed(lambda k: sample(k), jax.random.PRNGKey(2),
                                     jax.block_until_ready, max(repeats // 2, 2), 1)
     if gpu:
         peak = jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2 ** 20
@@ -150,13 +156,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--framework", choices=("jgen", "torch"), required=True)
     p.add_argument("--variant", required=True, help="jgen: float32 | bfloat16; torch: eager | compile")
-    p.add_argument("--config", required=True, help="a name in configs/")
+    p.add_argument("--config", required=True, help="a packaged recipe name (jgen/configs/)")
     p.add_argument("--set", action="append", default=[], help="config override")
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--gpu", action="store_true")
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
-    config = apply_overrides(load_config(os.path.join(ROOT, "configs", a.config + ".py")),
+    config = apply_overrides(load_config(a.config),
                              [f"sample.steps={SAMPLE_STEPS}", "sample.eta=0.0", "sample.sampler=ddim"] + a.set
                              if a.config.startswith("ddpm") else a.set)
     worker = jgen_worker if a.framework == "jgen" else torch_worker

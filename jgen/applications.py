@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.data.pipeline import first_images
+from jgen.data.sources import open_source, with_split
 from jgen.diffusion import guidance as G
 from jgen.diffusion.schedules import schedule_from_config
 from jgen.errors import JgenError
@@ -30,17 +32,22 @@ def class_cond(run: Run, num: int, label=None, guidance=None, user_image: bool =
     return {"labels": None if label is None else np.full(num, label, np.int32), "guidance": guidance}
 
 
-def _diffusion(run: Run, command: str):
-    if run.config.family != "diffusion":
-        raise JgenError(f"`jgen {command}` needs a diffusion run; {run.workdir} is a {run.config.family} run")
+def _schedule(run: Run, command: str):
+    require_family(run, "diffusion", command)
     return schedule_from_config(run.config.diffusion)
+
+
+def require_family(run: Run, family: str, command: str) -> None:
+    if run.config.family != family:
+        raise JgenError(f"`jgen {command}` needs a {'VAE' if family == 'vae' else family} run; {run.workdir} "
+                        f"is a {run.config.family} run")
 
 
 def inpaint(run: Run, images, keep, key, jump: int = 10, resample: int = 5, label=None, guidance=None,
             ema: bool = True):
     """RePaint: images [B, H, W, C] in [-1, 1], keep [B, H, W, 1] (1 = known) -> filled images.
     The known pixels of the result are exactly the input's."""
-    sched = _diffusion(run, "inpaint")
+    sched = _schedule(run, "inpaint")
     path = tuple(int(t) for t in G.repaint_path(diffusion.sampler_path(run.config), jump, resample))
     cond = Cond(post=G.paste_known(sched, jnp.asarray(images), jnp.asarray(keep)), path=path,
                 **class_cond(run, len(images), label, guidance, user_image=True))
@@ -50,18 +57,19 @@ def inpaint(run: Run, images, keep, key, jump: int = 10, resample: int = 5, labe
 def superres(run: Run, low, scale: int, key, label=None, guidance=None, ema: bool = True):
     """low [B, H/scale, W/scale, C] -> [B, H, W, C]: SR3 when the run was trained on low-resolution
     inputs (condition.kind=lowres), zero-shot ILVR with an unconditional run otherwise."""
-    sched, c = _diffusion(run, "superres"), run.config.condition
+    sched, c = _schedule(run, "superres"), run.config.condition
     if c.kind == "lowres":
         if scale != c.scale:
             raise JgenError(f"this SR3 run upsamples by {c.scale}, not {scale}")
-        return run.sampler(len(low), ema)(key, Cond(lowres=jnp.asarray(low)))
+        return run.sampler(len(low), ema)(key, Cond(lowres=jnp.asarray(low), **class_cond(run, len(low), label,
+                                                                                          guidance)))
     cond = Cond(post=G.ilvr(sched, jnp.asarray(low), scale), **class_cond(run, len(low), label, guidance, True))
     return run.sampler(len(low), ema)(key, cond)
 
 
 def edit(run: Run, images, strength: float, key, label=None, guidance=None, ema: bool = True):
     """SDEdit: images noised to `strength` (0..1) and denoised back into the training domain."""
-    sched = _diffusion(run, "edit")
+    sched = _schedule(run, "edit")
     noise_key, sample_key = jax.random.split(key)
     x_t, level = G.sdedit_start(sched, jnp.asarray(images), strength, noise_key)
     cond = Cond(x_T=x_t, start=level, **class_cond(run, len(images), label, guidance, user_image=True))
@@ -106,25 +114,27 @@ def interpolate(run: Run, rows: int, cols: int, seed: int = 0, ema: bool = True)
     return run.decode(z, ema)
 
 
-def vae_variables(run: Run, command: str):
-    if run.config.family != "vae":
-        raise JgenError(f"`jgen {command}` needs a VAE run; {run.workdir} is a {run.config.family} run")
-    return run.variables(ema=True)
+def dataset_images(run: Run, split: str, num: int) -> np.ndarray:
+    """The first `num` images of the run's data source (or `split` of it), as training sees them, unflipped."""
+    data = run.config.data
+    source = open_source(with_split(data.source, split) if split else data.source, data.data_dir)
+    return first_images(source, data, num)
 
 
 def reconstruct(run: Run, images, seed: int = 0):
     """(pairs [2B, H, W, C]: each image then its reconstruction, the ELBO's parts as floats)."""
+    require_family(run, "vae", "reconstruct")
     recon, m = jax.jit(lambda v, x, k: vae.reconstruct(run.config, v, x, k))(
-        vae_variables(run, "reconstruct"), jnp.asarray(images), jax.random.PRNGKey(seed))
+        run.variables(), jnp.asarray(images), jax.random.PRNGKey(seed))
     pairs = np.stack([np.asarray(images), np.asarray(recon)], 1).reshape((-1,) + images.shape[1:])
     return pairs, {k: float(v) for k, v in m.items()}
 
 
 def traverse(run: Run, images, index: int, cols: int, radius: float):
     """(images [latent * cols, H, W, C], KL per latent, row order): see jgen.families.vae.traversal."""
-    variables = vae_variables(run, "traverse")
+    require_family(run, "vae", "traverse")
     if not 0 <= index < len(images):
         raise JgenError(f"--index must be in [0, {len(images)}) (the first --num images), got {index}")
     fn = jax.jit(lambda v, x: vae.traversal(run.config, v, x, index, cols, radius))
-    out, kl, order = fn(variables, jnp.asarray(images))
+    out, kl, order = fn(run.variables(), jnp.asarray(images))
     return out, np.asarray(kl), np.asarray(order)

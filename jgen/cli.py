@@ -59,7 +59,6 @@ def _train(args, overrides) -> None:
     workdir = args.workdir or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
     initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
     host.enable_compile_cache()
-    host.hide_gpus_from_tensorflow()
     run.train(config, workdir)
 
 
@@ -141,21 +140,16 @@ def _vae_command(args) -> None:
     import jax
 
     from jgen import applications as A
-    from jgen.data.pipeline import first_images
-    from jgen.data.sources import open_source, with_split
     from jgen.images import save_grid
 
     _positive(num=(args.num, 1), **({"cols": (args.cols, 2)} if args.command == "traverse" else {}))
     run = _open(args)
-    A.vae_variables(run, args.command)
-    data = run.config.data
-    x = first_images(open_source(with_split(data.source, args.split) if args.split else data.source,
-                                 data.data_dir), data, args.num)
-    out = _out(args, f"{args.command}.png")
+    A.require_family(run, "vae", args.command)
+    x, out = A.dataset_images(run, args.split, args.num), _out(args, f"{args.command}.png")
     if args.command == "reconstruct":
         pairs, m = A.reconstruct(run, x, args.seed)
         save_grid(pairs, out, cols=min(16, len(pairs)))
-        print(f"jgen: {len(x)} images of {args.split or data.source}: ELBO {m['elbo']:.2f} nats/image "
+        print(f"jgen: {len(x)} images of {args.split or run.config.data.source}: ELBO {m['elbo']:.2f} nats/image "
               f"({m['bits_per_dim']:.4f} bits/dim; reconstruction {m['recon']:.2f}, KL {m['kl']:.2f}, "
               f"{int(m['active_units'])} active units) -> {out}")
         return
@@ -172,11 +166,11 @@ def _eval(args) -> None:
     names = E.parse_metrics(args.metrics)
     _positive(num=(args.num, 2), batch=(args.batch, 1))
     run = _open(args)
-    spec, batch = run.config.data.source, min(args.batch, args.num)
+    spec = run.config.data.source
     extractor = E.make_extractor(args.extractor, run.config.data.image_size, run.config.data.channels,
                                  args.inception, args.classifier or E.default_classifier_dir(spec))
-    report = E.evaluate(run.config, run.sampler(batch, not args.no_ema), run.mesh, extractor, args.num, names,
-                        E.reference_spec(spec, args.split), batch=batch, seed=args.seed, cache_dir=args.cache_dir,
+    report = E.evaluate(run.config, lambda n: run.sampler(n, not args.no_ema), run.mesh, extractor, args.num, names,
+                        E.reference_spec(spec, args.split), batch=args.batch, seed=args.seed, cache_dir=args.cache_dir,
                         real_spec=with_split(spec, args.real) if args.real else "", step=int(run.state.step),
                         ema=not args.no_ema)
     out = args.out or os.path.join(args.workdir, "eval", (f"real_{args.real}" if args.real else

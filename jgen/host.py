@@ -34,6 +34,7 @@ def platform() -> str:
 
 def configure() -> bool:
     """Applies the CPU host settings; returns whether it did (False off CPU or with JGEN_HOST_DEFAULTS=0).
+    On every platform it first quiets TensorFlow's C++ logs (TF_CPP_MIN_LOG_LEVEL=2 unless set).
 
     XLA:CPU allocates all of an execution's temporaries as one block (57 MB for the offline U-Net
     step). glibc serves such blocks with a fresh mmap and unmaps them on free, so every step
@@ -72,10 +73,13 @@ def _keep_freed_memory() -> None:
 
 def hide_gpus_from_tensorflow() -> None:
     """tf.data only feeds; the accelerators belong to JAX, so TensorFlow must not claim their memory.
-    Imports TensorFlow (~5 s), so the CLI calls it once the config is known to be good."""
+    jgen.data.sources.open_source calls it, so every path that reads data through TensorFlow has it."""
     import tensorflow as tf
 
-    tf.config.set_visible_devices([], "GPU")
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow's devices are initialised already (hidden by an earlier call)
+        pass
 
 
 def enable_compile_cache() -> None:

@@ -6,7 +6,6 @@ command use; and `train`, which assembles data, step, checkpoints and callbacks 
 import dataclasses
 import os
 from functools import partial
-from typing import Any
 
 import jax
 import ml_collections
@@ -19,7 +18,7 @@ from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
 from jgen.families import get_family
-from jgen.families.base import Cond, check_cond
+from jgen.families.base import Cond, Family, check_cond
 from jgen.sharding import batch_sharding, gather, make_mesh, replicated
 from jgen.train import checkpoint
 from jgen.train.loop import train_loop
@@ -29,7 +28,7 @@ from jgen.train.step import TrainState, init_state, jit_train_step, state_shapes
 @dataclasses.dataclass(eq=False)
 class Run:
     config: ml_collections.ConfigDict
-    family: Any
+    family: Family
     state: TrainState
     mesh: Mesh
     workdir: str
@@ -91,25 +90,24 @@ def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
 
 def _init_or_restore(family, config, mesh, workdir: str):
     """(manager, state, resumed): the newest good checkpoint if the workdir has one, else a fresh state.
-    A checkpoint of another model is refused before anything is restored, moved or written."""
+    The config is traced (eval_shape of init) first, and a workdir of another model is refused, before
+    anything is created, restored, moved or written."""
+    shapes = state_shapes(family, config)
+    checkpoint.check_saved_config(workdir, config)
     mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)  # the same collectives on every process
-    if mgr.latest_step() is not None:
-        checkpoint.check_compatible(mgr, state_shapes(family, config), workdir, config)
-        return mgr, checkpoint.restore_latest(family, config, mesh, mgr, quarantine=True), True
-    return mgr, init_state(family, config, jax.random.PRNGKey(config.seed), replicated(mesh)), False
+    if mgr.latest_step() is None:
+        return mgr, init_state(family, config, jax.random.PRNGKey(config.seed), replicated(mesh)), False
+    checkpoint.check_compatible(mgr, shapes, workdir, config)
+    return mgr, checkpoint.restore_latest(family, config, mesh, mgr, quarantine=True), True
 
 
 def train(config, workdir: str) -> str:
     """Trains config.train.steps steps in `workdir`, resuming from its newest good checkpoint; returns
     the final grid's path. Config, data and evaluator are checked before anything is written."""
-    family = get_family(config.family)
+    family: Family = get_family(config.family)
     mesh = make_mesh()
-    check(config, devices=mesh.devices.size)
     source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
-    c = config.condition
-    if c.kind == "class" and c.num_classes != source.num_classes:
-        raise JgenError(f"condition.num_classes is {c.num_classes} but {config.data.source} has "
-                        f"{source.num_classes or 'no'} labelled classes")
+    check(config, devices=mesh.devices.size, num_classes=source.num_classes)
     if config.eval.every and jax.process_count() > 1:
         raise JgenError("eval.every runs in single-process training only; set eval.every=0 and run "
                         "`jgen eval` on one host after training")

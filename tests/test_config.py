@@ -8,84 +8,14 @@ import sys
 import ml_collections
 import pytest
 
-from jgen.config import (FAMILY_RULES, SHARED_RULES, apply_overrides, check, halvings, load_config, read_config,
-                         save_config)
+from bad_configs import BAD_VALUES, BAD_VALUES_ON_8_DEVICES
+from jgen.config import apply_overrides, check, halvings, load_config, read_config, save_config
+from jgen.configs.rules import FAMILY_RULES, SHARED_RULES
 from jgen.configs import RECIPES, base
 from jgen.errors import JgenError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "ddpm_mnist5k.py")
-
-# (recipe, one override, a substring of check's message): each makes `check` refuse the config.
-# The message must also name the override's key and fit on one line. Reused by a CLI-level test.
-BAD_VALUES = [
-    ("ddpm_mnist5k", "seed=-1", "an int >= 0"),
-    ("ddpm_mnist5k", "data.source=mnist", "builtin:NAME[:SPLIT], tfds:NAME[:SPLIT] or folder:PATH"),
-    ("ddpm_mnist5k", "data.image_size=2", "an int in [4, 1024]"),
-    ("dcgan_mnist5k", "data.channels=2", "one of 1 | 3"),
-    ("betavae_mnist5k", "data.crop=-1", "an int >= 0"),
-    ("betavae_mnist5k", "data.shuffle_buffer=0", "an int >= 1"),
-    ("ddpm_mnist5k", "train.steps=0", "an int >= 1"),
-    ("ddpm_mnist5k", "train.sample_every=-1", "an int >= 0"),
-    ("betavae_mnist5k", "train.compute_dtype=float16", "one of float32 | bfloat16"),
-    ("ddpm_mnist5k", "train.max_nonfinite=0", "an int >= 1"),
-    ("ddpm_mnist5k", "train.grad_accum=3", "must be divisible by train.grad_accum=3"),
-    ("ddpm_mnist5k", "optim.lr=0", "a number > 0"),
-    ("ddpm_mnist5k", "optim.ema_decay=1", "a number in [0, 1)"),
-    ("betavae_dsprites", "optim.weight_decay=-0.1", "a number >= 0"),
-    ("dcgan_mnist5k", "optim.gen.b1=1", "a number in [0, 1)"),
-    ("wgangp_cifar10", "optim.disc.grad_clip=-1", "a number >= 0"),
-    ("ddpm_mnist5k", "sample.sampler=euler", "one of ddpm | ddim"),
-    ("ddpm_mnist5k", "sample.steps=2000", "must be in [1, diffusion.timesteps=1000]"),
-    ("ddpm_cifar10", "sample.variance=medium", "one of small | large"),
-    ("dcgan_mnist5k", "sample.num=0", "an int >= 1"),
-    ("ddpm_mnist5k", "diffusion.timesteps=0", "an int >= 1"),
-    ("ddpm_mnist5k", "diffusion.schedule=quadratic", "one of linear | cosine"),
-    ("ddpm_cifar10", "diffusion.prediction=score", "one of eps | x0 | v"),
-    ("ddpm_cifar10", "diffusion.beta_start=0.05", "must be below diffusion.beta_end=0.02"),
-    ("ddpm_mnist5k", "model.ch_mult=()", "a non-empty tuple of ints >= 1"),
-    ("ddpm_mnist5k", "model.dropout=1", "a number in [0, 1)"),
-    ("ddpm_mnist5k", "model.ch_mult=(1,2,2,4)", "must be divisible by 2^3=8, the U-Net's 3 downsamplings"),
-    ("ddpm_cifar10", "data.image_size=36", "use fewer levels in model.ch_mult"),
-    ("ddpm_mnist5k", "model.num_groups=32", "must divide every level's width model.ch * m = [16, 32, 64]"),
-    ("ddpm_mnist5k", "model.attn_resolutions=(8,)", "lists sides the U-Net never has ([8])"),
-    ("dcgan_mnist5k", "model.ngf=0", "an int >= 1"),
-    ("dcgan_mnist5k", "model.disc_norm=layer", "one of batch | none"),
-    ("dcgan_cifar10", "model.upsample=nearest", "one of subpixel | transpose"),
-    ("wgangp_cifar10", "model.disc_norm=batch", "disc_norm=none"),
-    ("dcgan_cifar10", "data.image_size=9", "does not fit the DCGAN networks"),
-    ("betavae_mnist5k", "model.latent_dim=0", "an int >= 1"),
-    ("betavae_dsprites", "data.image_size=128", "does not fit the beta-VAE networks"),
-    ("dcgan_mnist5k", "gan.loss=hinge", "one of nonsaturating | wgan-gp"),
-    ("dcgan_cifar10", "gan.loss=wgan-gp", "disc_norm=none"),
-    ("wgangp_cifar10", "gan.n_critic=0", "an int >= 1"),
-    ("wgangp_cifar10", "gan.n_critic=3", "must be a multiple of gan.n_critic (3)"),
-    ("wgangp_cifar10", "gan.gp_weight=-1", "a number >= 0"),
-    ("dcgan_mnist5k", "train.grad_accum=2", "applies to the diffusion and VAE families"),
-    ("betavae_mnist5k", "vae.likelihood=laplace", "one of bernoulli | gaussian | gaussian_learned"),
-    ("betavae_celeba64", "vae.sigma=0", "a number > 0"),
-    ("betavae_dsprites", "vae.objective=elbo", "one of beta | capacity"),
-    ("betavae_dsprites", "vae.capacity_steps=0", "an int >= 1"),
-    ("ddpm_mnist5k", "condition.kind=text", "one of none | class | lowres"),
-    ("ddpm_mnist5k_cfg", "condition.num_classes=1", "an int >= 2"),
-    ("ddpm_mnist5k_cfg", "condition.drop=1.5", "a number in [0, 1]"),
-    ("sr3_mnist5k", "condition.scale=5", "must divide data.image_size=32"),
-    ("dcgan_mnist5k", "condition.kind=class", "needs the diffusion family"),
-    ("betavae_mnist5k", "condition.kind=lowres", "needs the diffusion family"),
-    ("ddpm_mnist5k", "eval.every=-1", "an int >= 0"),
-    ("ddpm_mnist5k", "eval.metrics=fid,ssim", "a comma-separated list of fid, kid, is, pr"),
-    ("ddpm_mnist5k", "eval.metrics=", "(at least one)"),
-    ("dcgan_cifar10", "eval.extractor=clip", "one of inception | classifier"),
-    ("betavae_mnist5k", "eval.num=1", "an int >= 2"),
-    ("betavae_mnist5k", "eval.num=3", "precision/recall (k=3) needs eval.num > 3"),
-    ("ddpm_cifar10", "eval.batch=0", "an int >= 1"),
-]
-
-# The same, checked with check(config, devices=8): train.batch_size must split over the devices.
-BAD_VALUES_ON_8_DEVICES = [
-    ("ddpm_mnist5k", "train.batch_size=20", "train.batch_size=20 must be divisible by the 8 devices"),
-    ("ddpm_mnist5k", "train.grad_accum=4", "must be divisible by the 8 devices times train.grad_accum=4"),
-]
 
 
 def test_overrides_parse_by_existing_type():

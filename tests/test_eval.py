@@ -51,7 +51,7 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     trained = open_run(str(run))
     mesh = trained.mesh
     extractor = E.classifier_extractor(str(cls), 8, 1)
-    fake = E.generate(trained.sampler(32), 64, batch=32, seed=0)
+    fake = E.generate(trained.sampler, 64, batch=32, seed=0)
     real = to_uint8(first_images(open_source("builtin:mnist5k:test"), trained.config.data, 64))
     real_f, _ = E.extract(extractor, real, mesh)
     fake_f, fake_logits = E.extract(extractor, fake, mesh)

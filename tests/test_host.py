@@ -28,8 +28,10 @@ print(len(names), changed, jax.config.values["jax_cpu_enable_async_dispatch"])
 """
 
 PROBE = """
-import ctypes, resource, sys
-import jax, jgen.cli, jgen.run
+import ctypes, importlib, pkgutil, resource, sys
+import jax, jgen
+for m in pkgutil.walk_packages(jgen.__path__, "jgen."):
+    importlib.import_module(m.name)
 if sys.argv[1] == "configure":
     import jgen.host
     jgen.host.configure()

@@ -1,7 +1,7 @@
 """jgen's three training steps written in PyTorch on the twin networks, for parity tests and benchmarks.
 
 Each mirrors its jgen family step by step: the same losses, AdamW with linear warm-up and optional
-global-norm clipping (jgen.train.state.make_optimizer), and the EMA rule min(decay, (1+k)/(10+k)).
+global-norm clipping (jgen.train.step.make_optimizer), and the EMA rule min(decay, (1+k)/(10+k)).
 The random draws (timesteps, noise, latents) are arguments so a test can feed jgen's; a benchmark
 leaves them out and torch draws its own.
 """

@@ -4,20 +4,13 @@
 The recipes live in the package, not only in the checkout's configs/, so that there is one source
 of truth that `pip install .` ships: `--config ddpm_mnist5k` names a packaged recipe from any
 directory, while the top-level configs/*.py are one-line files importing these, so
-`--config configs/ddpm_mnist5k.py` keeps working from a checkout.
+`--config configs/ddpm_mnist5k.py` keeps working from a checkout. rules.py says which values each
+key accepts (jgen.config.check).
 """
 
-RECIPES = (
-    "betavae_celeba64",
-    "betavae_dsprites",
-    "betavae_mnist5k",
-    "dcgan_celeba64",
-    "dcgan_cifar10",
-    "dcgan_mnist5k",
-    "ddpm_cifar10",
-    "ddpm_mnist5k",
-    "ddpm_mnist5k_cfg",
-    "sr3_celeba64",
-    "sr3_mnist5k",
-    "wgangp_cifar10",
-)
+import os
+import pkgutil
+
+# every module in this folder but base.py (and rules.py) is a recipe
+RECIPES = tuple(sorted(m.name for m in pkgutil.iter_modules([os.path.dirname(__file__)])
+                       if m.name not in ("base", "rules")))

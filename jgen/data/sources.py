@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from jgen.errors import JgenError
+from jgen.host import hide_gpus_from_tensorflow
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -147,6 +148,7 @@ def with_split(spec: str, split: str) -> str:
 
 def open_source(spec: str, data_dir: str = "", process_index: int = 0, process_count: int = 1) -> Source:
     """Parses a source spec (see module docstring); a TFDS source opens this process's split of it."""
+    hide_gpus_from_tensorflow()  # every tf.data source starts here: TensorFlow must not claim a GPU
     kind, _, rest = spec.partition(":")
     if kind == "builtin":
         name, _, split = rest.partition(":")

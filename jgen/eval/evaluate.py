@@ -19,12 +19,12 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from jgen.config import METRICS
 from jgen.errors import JgenError
 from jgen.eval import metrics as M
 from jgen.images import to_uint8
 from jgen.sharding import batch_sharding, gather, replicated
 
-METRICS = ("fid", "kid", "is", "pr")
 DEFAULT_CACHE = os.path.expanduser("~/.cache/jgen/reference")
 
 
@@ -86,10 +86,11 @@ def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "f
     return np.concatenate(features), np.concatenate(logits)
 
 
-def generate(sample_fn, num: int, batch: int, seed: int = 0) -> np.ndarray:
-    """`num` samples as uint8 [num, S, S, C]: sample_fn(key) -> `batch` images in [-1, 1], called with
-    keys fold_in(seed, i)."""
-    key = jax.random.PRNGKey(seed)
+def generate(sampler, num: int, batch: int, seed: int = 0) -> np.ndarray:
+    """`num` samples as uint8 [num, S, S, C], drawn min(batch, num) at a time: sampler(n) -> sample_fn,
+    sample_fn(key) -> n images in [-1, 1], called with keys fold_in(seed, i)."""
+    batch = min(batch, num)
+    sample_fn, key = sampler(batch), jax.random.PRNGKey(seed)
     out = []
     for i in tqdm(range(-(-num // batch)), desc="sample", unit="batch", leave=False,
                   mininterval=1.0 if os.isatty(2) else 30.0):
@@ -153,9 +154,9 @@ def reference_spec(spec: str, split: str) -> str:
     return spec if spec.startswith("folder:") else with_split(spec, split)
 
 
-def evaluate(config, sample_fn, mesh, extractor: Extractor, num: int, names, ref_spec: str, batch: int = 250,
+def evaluate(config, sampler, mesh, extractor: Extractor, num: int, names, ref_spec: str, batch: int = 250,
              seed: int = 0, cache_dir: str = "", real_spec: str = "", step: int = 0, ema: bool = True) -> dict:
-    """One report: `num` images from sample_fn(key) -> `batch` images (see `generate`) against up to
+    """One report: `num` images from `sampler` (see `generate`; jgen.run's Run.sampler) against up to
     `num` images of `ref_spec`, by `extractor`; `step` and `ema` only label the report.
 
     With `real_spec`, the first `num` images of that dataset split stand in for the samples: the score
@@ -169,7 +170,7 @@ def evaluate(config, sample_fn, mesh, extractor: Extractor, num: int, names, ref
     if real_spec:
         images = to_uint8(first_images(open_source(real_spec, config.data.data_dir), config.data, num))
     else:
-        images = generate(sample_fn, num, batch, seed)
+        images = generate(sampler, num, batch, seed)
     t1 = time.time()
     fake, logits = extract(extractor, images, mesh, desc="sample features")
     suffix = "" if extractor.name == "inception" else "_" + extractor.name
@@ -204,16 +205,15 @@ def describe(report: dict) -> str:
 
 
 def make_evaluator(config, mesh):
-    """The trainer's evaluator from config.eval: (sampler(n) -> sample_fn, step) -> report. Loads the
+    """The trainer's evaluator from config.eval: (sampler, step) -> report (see `evaluate`). Loads the
     extractor now, so a missing weight file stops the run before it starts, not hours in."""
     ev = config.eval
     names = parse_metrics(ev.metrics)
     classifier = ev.classifier or default_classifier_dir(config.data.source)
     extractor = make_extractor(ev.extractor, config.data.image_size, config.data.channels, ev.inception, classifier)
     ref = reference_spec(config.data.source, ev.split)
-    batch = min(ev.batch, ev.num)
-    return lambda sampler, step: evaluate(config, sampler(batch), mesh, extractor, ev.num, names, ref,
-                                          batch=batch, cache_dir=ev.cache_dir, step=step)
+    return lambda sampler, step: evaluate(config, sampler, mesh, extractor, ev.num, names, ref, batch=ev.batch,
+                                          cache_dir=ev.cache_dir, step=step)
 
 
 def scalars(report: dict) -> dict:

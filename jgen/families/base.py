@@ -21,7 +21,7 @@ only says what its model is, what it minimises and how it samples.
 """
 
 import dataclasses
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -76,14 +76,31 @@ def check_cond(config, cond: Cond, num: int) -> None:
             raise JgenError(f"{name} holds {value.shape[0]} images for {num} samples")
 
 
+@runtime_checkable
 class Family(Protocol):
-    """The functions every family module defines (see the module docstring)."""
+    """What every family module defines; `encode(config, variables, x)` too where there is an encoder."""
 
     def init(self, config, rng) -> tuple: ...
     def generator(self, params) -> Any: ...
     def sample(self, config, variables, rng, num: int, cond: Cond) -> jax.Array: ...
     def latent_shape(self, config) -> tuple: ...
     def decode(self, config, variables, z) -> jax.Array: ...
+
+
+@runtime_checkable
+class LossFamily(Family, Protocol):
+    """A family with one optimiser: the trainer differentiates its loss (micro-batched, clipped, ...)."""
+
+    def prepare(self, config, batch, rng) -> Any: ...
+    def loss(self, config, params, inputs, rng, step) -> tuple: ...
+    def metrics(self, config, aux, step) -> dict: ...
+
+
+@runtime_checkable
+class UpdateFamily(Family, Protocol):
+    """A family with several optimisers (the GAN): it moves its own networks with the trainer's `txs`."""
+
+    def update(self, config, txs, params, opt_state, model_state, batch, rng) -> tuple: ...
 
 
 def compute_dtype(config):

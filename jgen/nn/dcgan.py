@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jgen.config import halvings
 from jgen.errors import JgenError
 from jgen.nn.conv import _conv_down, conv_down, conv_transpose_phases, conv_transpose_reference
 from jgen.nn.layers import BatchNorm
@@ -22,14 +23,11 @@ def _bn_scale_init(key, shape, dtype=jnp.float32):
 
 
 def layout(size: int):
-    """(base, k) with size == base * 2**k, base >= 4 and k as large as possible."""
-    base, k = size, 0
-    while base % 2 == 0 and base // 2 >= 4:
-        base, k = base // 2, k + 1
+    """(base, k) with size == base * 2**k, base >= 4 and k as large as possible (jgen.config.halvings)."""
+    base, k = halvings(size)
     if k == 0:
         raise JgenError(f"DCGAN needs an image size of the form base * 2^k with base >= 4 and k >= 1, got {size}")
     return base, k
-
 
 
 class Conv4x4Down(nn.Module):

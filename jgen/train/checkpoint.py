@@ -10,10 +10,11 @@ import shutil
 import jax
 import orbax.checkpoint as ocp
 
-from jgen.config import read_config
+from jgen.config import flatten, read_config
 from jgen.errors import JgenError
 from jgen.sharding import replicated
 from jgen.train.step import state_shapes
+
 
 def manager(workdir: str, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
     # cleanup: a save cut off by a crash leaves a temporary directory; the trainer removes it on start
@@ -111,17 +112,24 @@ def _names(tree) -> dict:
 
 
 def _changed_keys(saved, config) -> str:
-    old, new = _flat(saved.to_dict()), _flat(config.to_dict())
+    old, new = flatten(saved.to_dict()), flatten(config.to_dict())
     keys = sorted((k for k in set(old) | set(new) if old.get(k) != new.get(k)),  # the likely culprits first
                   key=lambda k: (k.startswith(("train.", "sample.", "eval.")), k))
     return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:4]) + (", ..." if len(keys) > 4 else "")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
+def check_saved_config(workdir: str, config) -> None:
+    """Raises unless WORKDIR/config.json, when there is one, is a readable config of config's family."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    try:
+        saved = read_config(path)
+    except ValueError as e:
+        raise JgenError(f"{path} is not a readable jgen config ({e}); use a fresh --workdir") from None
+    if saved.family != config.family:
+        raise JgenError(f"workdir {workdir} holds a run of a different model (family {saved.family}, "
+                        f"not {config.family}); use a fresh --workdir")
 
 
 def check_compatible(mgr: ocp.CheckpointManager, shapes, workdir: str, config) -> None:
@@ -132,30 +140,23 @@ def check_compatible(mgr: ocp.CheckpointManager, shapes, workdir: str, config) -
     cannot resume in this workdir. The message names the first differing array and the config keys
     that changed against WORKDIR/config.json; nothing on disk is touched.
     """
-    path = os.path.join(workdir, "config.json")
-    saved = None
-    if os.path.exists(path):
-        try:
-            saved = read_config(path)
-        except ValueError as e:
-            raise JgenError(f"{path} is not a readable jgen config ({e}); use a fresh --workdir") from None
-        if saved.get("family") != config.family:
-            raise JgenError(f"workdir {workdir} holds a run of a different model (family {saved.get('family')}, "
-                            f"not {config.family}); use a fresh --workdir")
+    wanted = _names(shapes)
     for step in sorted(mgr.all_steps(), reverse=True):
         try:
             stored = _names(mgr.item_metadata(step))
         except Exception:  # damaged metadata: restore_newest_good decides what to do with this step
             continue
-        wanted = _names(shapes)
         diff = next((k for k in wanted if stored.get(k) != wanted[k]), None) or next(
             (k for k in stored if k not in wanted), None)
         if diff is None:
             return
-        what = (f"{diff} is {stored[diff][0]} {stored[diff][1]} in checkpoint {step} but "
-                f"{wanted[diff][0]} {wanted[diff][1]} in this config" if diff in stored and diff in wanted else
-                f"{diff} is {'not in checkpoint ' + str(step) if diff in wanted else 'in checkpoint ' + str(step)}"
-                f" but {'in' if diff in wanted else 'not in'} this config's state")
-        changed = f" (config keys changed: {_changed_keys(saved, config)})" if saved is not None else ""
+        if diff in stored and diff in wanted:
+            what = (f"{diff} is {stored[diff][0]} {stored[diff][1]} in checkpoint {step} but "
+                    f"{wanted[diff][0]} {wanted[diff][1]} in this config")
+        else:
+            where = ("not in", "in") if diff in wanted else ("in", "not in")
+            what = f"{diff} is {where[0]} checkpoint {step} but {where[1]} this config's state"
+        path = os.path.join(workdir, "config.json")
+        changed = f" (config keys changed: {_changed_keys(read_config(path), config)})" if os.path.exists(path) else ""
         raise JgenError(f"workdir {workdir} holds a run of a different model: {what}{changed}; "
                         f"a structural change needs a new --workdir")

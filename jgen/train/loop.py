@@ -67,6 +67,7 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not lead,
                mininterval=1.0 if os.isatty(2) else 30.0, dynamic_ncols=True)
     max_nonfinite = config.train.max_nonfinite
+    lr = "optim.gen.lr or optim.disc.lr" if "gen" in config.optim else "optim.lr"
     step, last_saved, last_logged, t0 = start, start, start, time.time()
     skipped_total = skipped_in_row = 0
     try:
@@ -80,9 +81,9 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
             if skipped_in_row >= max_nonfinite:
                 raise JgenError(f"{skipped_in_row} non-finite steps in a row (steps {step - skipped_in_row + 1}"
                                 f"-{step}; each skipped, parameters untouched); stopped. Checkpoint "
-                                f"{mgr.latest_step()} in {workdir} is intact: lower optim.lr or check the "
-                                f"data, then run the same command (changes that alter the state, such as "
-                                f"adding optim.grad_clip, need a new --workdir)")
+                                f"{mgr.latest_step()} in {workdir} is intact: lower {lr} or check the data, "
+                                f"then run the same command (changes that alter the state, such as adding "
+                                f"gradient clipping, need a new --workdir)")
             if step % config.train.log_every == 0 or step == total:
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "skipped"}
                 now = time.time()

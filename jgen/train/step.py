@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jgen.families.base import Family, LossFamily, UpdateFamily
 from jgen.sharding import batch_sharding, replicated
 
 
@@ -112,10 +113,11 @@ def accumulated_grad(loss_fn, params, inputs, steps: int):
     return (jnp.mean(losses), jax.tree.map(merge, aux)), jax.tree.map(lambda g: g / steps, grads)
 
 
-def _loss_update(family, config, tx, state: TrainState, batch, key):
+def _loss_update(family: LossFamily, config, tx, state: TrainState, batch, key):
     """(params, opt_state, metrics) of one optimiser step on family.loss, micro-batched by train.grad_accum."""
-    # The family draws from `key` (split(key, n)[i] is fold_in(key, i)); the per-micro-batch keys of
-    # the loss (dropout) come from a stream apart from those splits.
+    # The family draws from `key`; the per-micro-batch keys of the loss (dropout) come from a stream
+    # apart from the family's splits (with JAX's default partitionable threefry, split(key, n)[i] is
+    # fold_in(key, i), so small fold_in values would repeat them).
     inputs = family.prepare(config, batch, key)
     loss_key = jax.random.fold_in(key, 2 ** 31)
 
@@ -128,7 +130,7 @@ def _loss_update(family, config, tx, state: TrainState, batch, key):
     return optax.apply_updates(state.params, updates), opt_state, metrics
 
 
-def train_step(family, config, state: TrainState, batch):
+def train_step(family: Family, config, state: TrainState, batch):
     """One step of any family on batch['image'] [B, H, W, C] in [-1, 1] -> (state, metrics).
 
     A step whose metrics (every family reports its losses and gradient norms; the global norm is
@@ -139,7 +141,7 @@ def train_step(family, config, state: TrainState, batch):
     """
     key = jax.random.fold_in(state.rng, state.step)
     txs = optimizers(config)
-    if hasattr(family, "update"):
+    if isinstance(family, UpdateFamily):
         params, opt_state, model_state, metrics = family.update(
             config, txs, state.params, state.opt_state, state.model_state, batch, key)
     else:

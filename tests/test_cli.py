@@ -1,0 +1,50 @@
+"""The command line as a user meets it: every bad config value is one line and exit 2 before anything
+is written, whatever the section; a --config that is not a config is one line too; --help explains."""
+
+import pytest
+
+from bad_configs import BAD_VALUES, BAD_VALUES_ON_8_DEVICES
+from helpers import jgen, one_line_error, run_jgen
+
+
+@pytest.mark.parametrize("recipe, override, message", BAD_VALUES)
+def test_a_bad_value_is_one_line_and_writes_nothing(tmp_path, capsys, recipe, override, message):
+    workdir = tmp_path / "run"
+    _, err = jgen(capsys, "train", "--config", recipe, "--workdir", workdir, "--set", override, code=2)
+    one_line_error(err, message)
+    assert override.split("=")[0] in err or "train.batch_size" in err
+    assert not workdir.exists()
+
+
+def test_a_batch_that_does_not_split_over_the_devices_is_one_line(tmp_path):
+    """8 fake devices need a process of their own; the check runs before the workdir is made."""
+    for i, (recipe, override, message) in enumerate(BAD_VALUES_ON_8_DEVICES):
+        proc = run_jgen(["train", "--config", recipe, "--workdir", str(tmp_path / str(i)), "--set", override],
+                        devices=8)
+        assert proc.returncode == 2
+        one_line_error(proc.stderr, message)
+        assert not (tmp_path / str(i)).exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "is not a Python file"),
+    ("x = 1\n", "defines no get_config()"),
+    ("def get_config():\n    return {'family': 'gan'}\n", "not an ml_collections.ConfigDict"),
+    ("def get_config():\n    raise ValueError('broken recipe')\n", "ValueError: broken recipe"),
+    ("def get_config(:\n", "failed to load: SyntaxError"),
+])
+def test_a_config_that_is_not_a_config_is_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / ("notes.txt" if text is None else "c.py")
+    path.write_text("hello" if text is None else text)
+    _, err = jgen(capsys, "train", "--config", path, "--workdir", tmp_path / "run", code=2)
+    one_line_error(err, message)
+    assert not (tmp_path / "run").exists()
+    one_line_error(jgen(capsys, "train", "--config", "ddpm_mnist6k", code=2)[1], "neither a file nor a packaged recipe")
+
+
+def test_overrides_are_for_train_and_help_names_the_recipes(capsys):
+    one_line_error(jgen(capsys, "sample", "--workdir", "x", "--config.train.steps=3", code=2)[1],
+                   "config overrides apply to `jgen train`")
+    with pytest.raises(SystemExit):
+        jgen(capsys, "train", "--help")
+    assert "ddpm_mnist5k" in capsys.readouterr().out
