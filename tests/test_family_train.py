@@ -41,11 +41,11 @@ def test_eight_devices_match_one(tmp_path, capsys, variant):
 
 # the VAE's randomness is a function of the step as the others' is; one kill -9 family keeps CI short
 @pytest.mark.parametrize("variant", ["dcgan"])
-def test_resume_after_kill_is_bit_exact(tmp_path, jgen_env, variant):
+def test_resume_after_kill_is_bit_exact(tmp_path, capsys, jgen_env, variant):
     """40 steps straight == the same run killed with -9 after its first checkpoint and resumed."""
     tiny_args, extra = VARIANTS[variant]
     steps = ["train.steps=40", "train.ckpt_every=3", "optim.ema_decay=0.9", *extra]
-    run_jgen(tiny_args(tmp_path / "straight", *steps), check=True)
+    jgen(capsys, *tiny_args(tmp_path / "straight", *steps))
     args = tiny_args(tmp_path / "cut", *steps)
     proc = spawn(args, jgen_env)
     wait_for_checkpoint(proc, str(tmp_path / "cut"), 3)
@@ -53,8 +53,8 @@ def test_resume_after_kill_is_bit_exact(tmp_path, jgen_env, variant):
     proc.wait(timeout=60)
     interrupted_at = int(final_state(tmp_path / "cut").step)
     assert 3 <= interrupted_at < 40
-    resumed = run_jgen(args, check=True)
-    assert f"at step {interrupted_at}" in resumed.stdout
+    out, _ = jgen(capsys, *args)
+    assert f"at step {interrupted_at}" in out
     a, b = final_state(tmp_path / "straight"), final_state(tmp_path / "cut")
     assert int(a.step) == int(b.step) == 40
     for x, y in zip(leaves(a.params) + leaves(a.ema_params) + leaves(a.opt_state) + leaves(a.model_state),

@@ -10,15 +10,15 @@ import sys
 import jax
 import numpy as np
 
-from helpers import (ROOT, STRAIGHT, all_leaves, assert_same, cli_env, final_state, leaves, one_line_error,
-                     run_jgen, state_at, tiny_train_args, wait_for_checkpoint)
+from helpers import (ROOT, STRAIGHT, all_leaves, assert_same, cli_env, final_state, jgen, leaves, one_line_error,
+                     state_at, tiny_train_args, wait_for_checkpoint)
 from jgen.config import read_config
 from jgen.families import get_family
 from jgen.train import checkpoint
 from jgen.train.step import init_state
 
 
-def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, straight_run):
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys, straight_run):
     """Checkpoint 4 truncated as a crash mid-write would leave it: the run warns, resumes from 2, keeps
     the damaged directory aside, and ends bit for bit on the uninterrupted trajectory."""
     cut = tmp_path / "cut"
@@ -29,9 +29,9 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, straight
             if os.sep + "d" in d:  # the array data
                 path = os.path.join(d, f)
                 os.truncate(path, os.path.getsize(path) // 2)
-    proc = run_jgen(tiny_train_args(cut, *STRAIGHT), check=True)
-    assert "checkpoint 4 cannot be restored; using checkpoint 2" in proc.stdout
-    assert f"resumed {cut} at step 2" in proc.stdout
+    out, _ = jgen(capsys, *tiny_train_args(cut, *STRAIGHT))
+    assert "checkpoint 4 cannot be restored; using checkpoint 2" in out
+    assert f"resumed {cut} at step 2" in out
     assert (cut / "checkpoints.damaged" / "4").is_dir()  # moved aside, not deleted
     assert_same(final_state(cut), final_state(straight_run))
 
@@ -78,7 +78,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_then_one_device(tmp_path, straight_run):
+def test_two_processes_then_one_device(tmp_path, capsys, straight_run):
     """Steps 1-2 by two processes of 4 CPU devices each (8 devices; JAX's gloo collectives over
     localhost), steps 3-4 restored onto 1 device: the one-device trajectory at step 2 and at step 4.
     Only process 0 writes logs and grids. (Restoring onto another multi-device mesh is the same
@@ -96,8 +96,8 @@ def test_two_processes_then_one_device(tmp_path, straight_run):
     assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
     assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)
 
-    proc = run_jgen(tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2"), check=True)
-    assert "at step 2" in proc.stdout and "4 steps done" in proc.stdout
+    out, _ = jgen(capsys, *tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2"))
+    assert "at step 2" in out and "4 steps done" in out
     a = final_state(workdir)
     assert_same(a, state_at(straight_run, 4), tol=1e-5)
     config = read_config(os.path.join(workdir, "config.json"))  # the runs really trained

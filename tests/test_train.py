@@ -7,14 +7,13 @@ import signal
 import pytest
 from PIL import Image
 
-from helpers import (assert_same, final_state, jgen, one_line_error, run_jgen, spawn, tiny_train_args,
-                     tree_digest, wait_for_checkpoint)
+from helpers import assert_same, final_state, jgen, one_line_error, spawn, tiny_train_args, tree_digest, wait_for_checkpoint
 import numpy as np
 
 
 # kill -9 of the same loop is covered for the GAN family in test_family_train.py
 @pytest.mark.parametrize("how", [signal.SIGTERM])
-def test_resume_after_interruption_is_bit_exact(tmp_path, jgen_env, how, straight_run):
+def test_resume_after_interruption_is_bit_exact(tmp_path, capsys, jgen_env, how, straight_run):
     """6 steps straight == 3 steps, interrupted (kill -9, or SIGTERM), resumed for 3 more."""
     # A slow 1000-step DDPM grid after step 4 keeps the run busy while it is interrupted.
     args = tiny_train_args(tmp_path / "cut", "train.steps=6", "train.ckpt_every=3", "train.sample_every=4",
@@ -29,8 +28,8 @@ def test_resume_after_interruption_is_bit_exact(tmp_path, jgen_env, how, straigh
         assert proc.returncode == 0 and "stop requested" in proc.stdout.read()
     interrupted_at = int(final_state(tmp_path / "cut").step)
     assert 3 <= interrupted_at < 6
-    resumed = run_jgen(args, check=True)
-    assert f"resumed {tmp_path / 'cut'} at step {interrupted_at}" in resumed.stdout
+    out, _ = jgen(capsys, *args)
+    assert f"resumed {tmp_path / 'cut'} at step {interrupted_at}" in out
     assert_same(final_state(straight_run), final_state(tmp_path / "cut"))
 
 
