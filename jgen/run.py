@@ -27,6 +27,9 @@ from jgen.train.step import TrainState, init_state, jit_train_step, state_shapes
 
 @dataclasses.dataclass(eq=False)
 class Run:
+    """A model ready to use. Its compiled functions live as long as it does, so a sampler is traced
+    once per size however often it is called; the trainer points `state` at the current step's state
+    before a grid or an evaluation, and the next call reads it."""
     config: ml_collections.ConfigDict
     family: Family
     state: TrainState
