@@ -6,6 +6,7 @@ run's one sampler; none copies a sampler. The CLI reads inputs, calls one of the
 """
 
 import os
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -124,7 +125,7 @@ def dataset_images(run: Run, split: str, num: int) -> np.ndarray:
 def reconstruct(run: Run, images, seed: int = 0):
     """(pairs [2B, H, W, C]: each image then its reconstruction, the ELBO's parts as floats)."""
     require_family(run, "vae", "reconstruct")
-    recon, m = jax.jit(lambda v, x, k: vae.reconstruct(run.config, v, x, k))(
+    recon, m = run.jit("reconstruct", partial(vae.reconstruct, run.config))(
         run.variables(), jnp.asarray(images), jax.random.PRNGKey(seed))
     pairs = np.stack([np.asarray(images), np.asarray(recon)], 1).reshape((-1,) + images.shape[1:])
     return pairs, {k: float(v) for k, v in m.items()}
@@ -135,6 +136,7 @@ def traverse(run: Run, images, index: int, cols: int, radius: float):
     require_family(run, "vae", "traverse")
     if not 0 <= index < len(images):
         raise JgenError(f"--index must be in [0, {len(images)}) (the first --num images), got {index}")
-    fn = jax.jit(lambda v, x: vae.traversal(run.config, v, x, index, cols, radius))
+    fn = run.jit(f"traverse/{index}/{cols}/{radius}",
+                 partial(vae.traversal, run.config, index=index, cols=cols, radius=radius))
     out, kl, order = fn(run.variables(), jnp.asarray(images))
     return out, np.asarray(kl), np.asarray(order)

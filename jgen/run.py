@@ -18,7 +18,7 @@ from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
 from jgen.families import get_family
-from jgen.families.base import Cond, Family, check_cond
+from jgen.families.base import Cond, Family, check_cond, precision
 from jgen.sharding import batch_sharding, gather, make_mesh, replicated
 from jgen.train import checkpoint
 from jgen.train.loop import train_loop
@@ -42,9 +42,13 @@ class Run:
         params = self.state.ema_params if ema else self.family.generator(self.state.params)
         return {"params": params, "model_state": self.state.model_state}
 
-    def _jit(self, name: str, make):
+    def jit(self, name: str, fn, **kwargs):
+        """jax.jit(fn) traced under the run's matmul precision, compiled once per `name` for the run's life."""
         if name not in self._compiled:
-            self._compiled[name] = make()
+            def traced(*args, **kw):
+                with precision(self.config):
+                    return fn(*args, **kw)
+            self._compiled[name] = jax.jit(traced, **kwargs)
         return self._compiled[name]
 
     def sampler(self, num: int, ema: bool = True):
@@ -52,8 +56,7 @@ class Run:
         `num` divides evenly. One jit per `num`, kept for the run's life: every grid and evaluation
         after the first reuses it (a condition's static parts compile once each)."""
         out = batch_sharding(self.mesh) if num % self.mesh.devices.size == 0 else replicated(self.mesh)
-        fn = self._jit(f"sample/{num}", lambda: jax.jit(partial(self.family.sample, self.config, num=num),
-                                                        out_shardings=out))
+        fn = self.jit(f"sample/{num}", partial(self.family.sample, self.config, num=num), out_shardings=out)
 
         def draw(key, cond: Cond = Cond()):
             check_cond(self.config, cond, num)
@@ -62,7 +65,7 @@ class Run:
 
     def decode(self, z, ema: bool = True):
         """The family's decoder (generator; deterministic DDIM for diffusion) on latents z [B, ...]."""
-        return self._jit("decode", lambda: jax.jit(partial(self.family.decode, self.config)))(self.variables(ema), z)
+        return self.jit("decode", partial(self.family.decode, self.config))(self.variables(ema), z)
 
 
 def open_run(workdir: str = "", weights: str = "", config=None) -> Run:

@@ -10,7 +10,7 @@ import pytest
 
 from jgen.config import load_config
 from jgen.families.diffusion import make_model
-from jgen.nn.layers import GroupNorm, group_norm_affine, timestep_embedding
+from jgen.nn.layers import GroupNorm, group_norm_affine, group_norm_plain, timestep_embedding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,11 +31,15 @@ def test_cifar10_unet_has_paper_parameter_count():
     assert round(n / 1e6, 1) == 35.7  # Ho et al. 2020, section 4: "35.7 million parameters"
 
 
+FORMS = {"cpu": group_norm_affine, "plain": group_norm_plain}  # the CPU form and what GPUs and TPUs run
+
+
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("shape,groups", [((2, 5, 6, 8), 4), ((3, 4, 4, 6), 3), ((1, 7, 7, 32), 32)])
-def test_group_norm_matches_numpy(shape, groups):
+def test_group_norm_matches_numpy(shape, groups, form):
     x = np.random.default_rng(0).standard_normal(shape) * 3 + 1
     ones, zeros = jnp.ones(shape[-1]), jnp.zeros(shape[-1])
-    np.testing.assert_allclose(group_norm_affine(jnp.float32(x), ones, zeros, groups, 1e-6), group_norm_np(x, groups),
+    np.testing.assert_allclose(FORMS[form](jnp.float32(x), ones, zeros, groups, 1e-6), group_norm_np(x, groups),
                                atol=2e-5)
     module = GroupNorm(groups)
     params = {"params": {"scale": jnp.arange(shape[-1], dtype=jnp.float32), "bias": jnp.ones(shape[-1])}}
@@ -43,13 +47,14 @@ def test_group_norm_matches_numpy(shape, groups):
     np.testing.assert_allclose(module.apply(params, jnp.float32(x)), ref, atol=1e-4)
 
 
-def test_group_norm_gradient_matches_finite_differences():
-    """The hand-written backward pass (x, scale and bias) against central differences of the float64
-    NumPy forward."""
+@pytest.mark.parametrize("form", FORMS)
+def test_group_norm_gradient_matches_finite_differences(form):
+    """The backward pass (x, scale and bias; hand-written for the CPU form, autodiff for the plain one)
+    against central differences of the float64 NumPy forward."""
     rng = np.random.default_rng(1)
     x, scale, bias = rng.standard_normal((2, 3, 4, 6)) * 2 + 0.5, rng.standard_normal(6), rng.standard_normal(6)
     w = rng.standard_normal(x.shape)  # loss = sum(w * sin(GN(x) * scale + bias))
-    loss_jax = lambda *a: jnp.sum(jnp.float32(w) * jnp.sin(group_norm_affine(*a, 3, 1e-6)))
+    loss_jax = lambda *a: jnp.sum(jnp.float32(w) * jnp.sin(FORMS[form](*a, 3, 1e-6)))
     grads = jax.grad(loss_jax, argnums=(0, 1, 2))(*(jnp.float32(v) for v in (x, scale, bias)))
     loss = lambda x, scale, bias: np.sum(w * np.sin(group_norm_np(x, 3) * scale + bias))
     for seed in range(3):

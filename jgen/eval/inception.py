@@ -11,6 +11,7 @@ antialiased bicubic filter on uint8 images, so its FIDs differ from these (and p
 """
 
 import os
+from functools import partial
 
 import flax.linen as nn
 import jax
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.errors import JgenError
+from jgen.nn.conv import on_cpu
 from jgen.nn.layers import conv_as_matmul
 
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -39,26 +41,23 @@ class FrozenBatchNorm(nn.Module):
 
 
 class Conv(nn.Module):
-    """A bias-free convolution whose kernel is stored as nn.Conv stores it; `matmul` picks im2col + matmul."""
+    """A bias-free convolution whose kernel is stored as nn.Conv stores it: im2col + matmul on CPU
+    (`conv_as_matmul`), the native convolution elsewhere; both at HIGHEST precision on every platform,
+    so features match pytorch-fid's float32 ones on a GPU (no TF32) and a TPU (no one-pass bf16)."""
 
     features: int
     kernel: tuple
     stride: int
     padding: tuple
-    matmul: bool
 
     @nn.compact
     def __call__(self, x):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), self.kernel + (x.shape[-1], self.features))
         pad = ((self.padding[0], self.padding[0]), (self.padding[1], self.padding[1]))
-        if self.matmul:
-            return conv_as_matmul(x, kernel, self.stride, pad)
-        return jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), pad,
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _matmul_convs() -> bool:
-    return jax.default_backend() == "cpu"  # see conv_as_matmul: faster on XLA:CPU, not on GPU/TPU
+        plain = partial(jax.lax.conv_general_dilated, window_strides=(self.stride, self.stride), padding=pad,
+                        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST)
+        return on_cpu(lambda x, k: conv_as_matmul(x, k, self.stride, pad, jax.lax.Precision.HIGHEST), plain,
+                      x, kernel)
 
 
 class BasicConv(nn.Module):
@@ -71,7 +70,7 @@ class BasicConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = Conv(self.features, self.kernel, self.stride, self.padding, _matmul_convs(), name="conv")(x)
+        x = Conv(self.features, self.kernel, self.stride, self.padding, name="conv")(x)
         return nn.relu(FrozenBatchNorm(name="bn")(x))
 
 
@@ -193,7 +192,8 @@ class InceptionV3(nn.Module):
         x = InceptionE(max_pool=False, name="Mixed_7b")(x)
         x = InceptionE(max_pool=True, name="Mixed_7c")(x)
         features = jnp.mean(x, axis=(1, 2))
-        return {"features": features, "logits": nn.Dense(CLASSES, name="fc")(features)}
+        return {"features": features,
+                "logits": nn.Dense(CLASSES, precision=jax.lax.Precision.HIGHEST, name="fc")(features)}
 
 
 _BN = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}

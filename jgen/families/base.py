@@ -103,6 +103,12 @@ class UpdateFamily(Family, Protocol):
     def update(self, config, txs, params, opt_state, model_state, batch, rng) -> tuple: ...
 
 
+def precision(config):
+    """The context every traced step and sampler runs in: train.matmul_precision for each matmul and
+    convolution that does not name its own (the FID Inception names HIGHEST itself)."""
+    return jax.default_matmul_precision(config.train.matmul_precision)
+
+
 def compute_dtype(config):
     """The activation/matmul dtype of config.train.compute_dtype; params, optimiser and loss stay float32."""
     return jnp.dtype(config.train.compute_dtype)

@@ -169,14 +169,21 @@ def traversal(config, variables, x, index: int, cols: int, radius: float):
     return decode(config, variables, z.reshape(-1, n)), kl, order
 
 
+def _apply(config, variables, x, method):
+    """The network in train.compute_dtype, its output back in float32."""
+    dtype = compute_dtype(config)
+    out = make_model(config).apply({"params": to_compute(variables["params"], dtype)}, x.astype(dtype), method=method)
+    return jax.tree.map(lambda a: a.astype(jnp.float32), out)
+
+
 def encode(config, variables, x):
     """Posterior (mean, log-variance) [B, latent] for images x [B, H, W, C]."""
-    return make_model(config).apply({"params": variables["params"]}, x, method=VAE.encode)
+    return _apply(config, variables, x, VAE.encode)
 
 
 def decode(config, variables, z):
     """Mean images [B, H, W, C] in [-1, 1] of p(x|z) for z [B, latent]."""
-    out = make_model(config).apply({"params": variables["params"]}, z, method=VAE.decode)
+    out = _apply(config, variables, z, VAE.decode)
     return jax.nn.sigmoid(out) * 2.0 - 1.0 if config.vae.likelihood == "bernoulli" else jnp.clip(out, -1.0, 1.0)
 
 

@@ -2,7 +2,8 @@
 
 Each is the same function as the plain lax convolution it replaces (tests compare them with lax and
 with float64 loops); only the way XLA computes it, mostly the backward pass, differs. Timings are in
-benchmarks/results/cpu2-perf-2026-11-27.md.
+benchmarks/results/cpu2-perf-2026-11-27.md. They were chosen for XLA:CPU, so the layers call them
+through `on_cpu`: a GPU or TPU compiles the plain lax form, which cuDNN and the TPU compiler know best.
 """
 
 from functools import partial
@@ -13,6 +14,15 @@ import jax.numpy as jnp
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
+def on_cpu(cpu_form, plain_form, *args):
+    """cpu_form(*args) where the computation is lowered for a CPU, plain_form(*args) everywhere else.
+
+    lax.platform_dependent resolves per platform at lowering time: a jit on a CPU and a
+    jax.export(..., platforms=("cuda",)) each keep only their own branch (tests/test_lowering.py).
+    """
+    return jax.lax.platform_dependent(*args, cpu=cpu_form, default=plain_form)
+
+
 def materialised(residuals):
     """The backward pass's inputs behind an optimisation barrier, on CPU.
 
@@ -21,10 +31,10 @@ def materialised(residuals):
     `_phases`) into those transposing copies, which then recompute them in a cache-hostile order.
     Behind a barrier the copies read stored tensors: the CelebA beta-VAE step took 92-99 ms against
     98-106 without it, the mnist5k U-Net step ~6% less (same-process A/Bs). XLA:CPU drops barriers
-    unless its cse_barrier_expander pass is disabled, which jgen/__init__.py does; on other backends
-    nothing is added. Barriers change no values.
+    unless its cse_barrier_expander pass is disabled, which jgen.host.configure() does; on other
+    platforms nothing is added. Barriers change no values.
     """
-    return jax.lax.optimization_barrier(residuals) if jax.default_backend() == "cpu" else residuals
+    return on_cpu(jax.lax.optimization_barrier, lambda r: r, residuals)
 
 
 def _conv_same(x, kernel, stride):

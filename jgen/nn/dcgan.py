@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from jgen.config import halvings
 from jgen.errors import JgenError
-from jgen.nn.conv import _conv_down, conv_down, conv_transpose_phases, conv_transpose_reference
+from jgen.nn.conv import _conv_down, conv_down, conv_transpose_phases, conv_transpose_reference, on_cpu
 from jgen.nn.layers import BatchNorm
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -31,8 +31,8 @@ def layout(size: int):
 
 
 class Conv4x4Down(nn.Module):
-    """nn.Conv(features, (4, 4), strides 2, padding 1) with the same parameters, computed by `conv_down`
-    when both sides are even (every DCGAN and beta-VAE layer), by lax otherwise."""
+    """nn.Conv(features, (4, 4), strides 2, padding 1) with the same parameters, computed on CPU by
+    `conv_down` when both sides are even (every DCGAN and beta-VAE layer), by lax otherwise."""
     features: int
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
@@ -41,13 +41,14 @@ class Conv4x4Down(nn.Module):
     def __call__(self, x):
         w = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features)).astype(x.dtype)
         even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
-        y = conv_down(x, w) if even else _conv_down(x, w)
+        y = on_cpu(conv_down, _conv_down, x, w) if even else _conv_down(x, w)
         return y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype) if self.use_bias else y
 
 
 class ConvTranspose4x4(nn.Module):
     """ConvTranspose2d(kernel 4, stride 2, padding 1): doubles the side. `subpixel` picks the fast
-    phase form (`conv_transpose_phases`) over lax.conv_transpose (kept for comparison: `model.upsample=transpose`)."""
+    phase form (`conv_transpose_phases`) on CPU over lax.conv_transpose (kept for comparison:
+    `model.upsample=transpose`); other platforms always take lax.conv_transpose."""
     features: int
     subpixel: bool = True
     use_bias: bool = False
@@ -56,7 +57,8 @@ class ConvTranspose4x4(nn.Module):
     @nn.compact
     def __call__(self, x):
         w = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-        y = (conv_transpose_phases if self.subpixel else conv_transpose_reference)(x, w)
+        y = on_cpu(conv_transpose_phases, conv_transpose_reference, x, w) if self.subpixel else \
+            conv_transpose_reference(x, w)
         return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
 
 

@@ -8,7 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.nn.conv import conv_same, materialised, upsample_conv3x3
+from jgen.nn.conv import _conv_same as lax_conv_same
+from jgen.nn.conv import conv_same, materialised, on_cpu, upsample_conv3x3
 
 
 def default_init(scale: float = 1.0):
@@ -30,8 +31,9 @@ def timestep_embedding(t, dim: int):
 
 class Conv3x3(nn.Module):
     """nn.Conv(features, (3, 3), strides, padding='SAME') with the same parameters ('kernel', 'bias'),
-    computed by `conv_same`; with upsample=True the same convolution of upsample_nearest(x), computed
-    by `upsample_conv3x3` without building the upsampled image."""
+    computed on CPU by `conv_same`; with upsample=True the same convolution of upsample_nearest(x),
+    computed on CPU by `upsample_conv3x3` without building the upsampled image. Other platforms run
+    the plain lax convolution (of the upsampled image)."""
     features: int
     scale: float = 1.0
     stride: int = 1
@@ -42,7 +44,11 @@ class Conv3x3(nn.Module):
         kernel = self.param("kernel", default_init(self.scale), (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        y = upsample_conv3x3(x, kernel) if self.upsample else conv_same(x, kernel, self.stride)
+        if self.upsample:
+            y = on_cpu(upsample_conv3x3, lambda x, k: lax_conv_same(upsample_nearest(x), k, 1), x, kernel)
+        else:
+            y = on_cpu(lambda x, k: conv_same(x, k, self.stride), lambda x, k: lax_conv_same(x, k, self.stride),
+                       x, kernel)
         return y + bias
 
 
@@ -105,6 +111,16 @@ def _group_norm_bwd(groups, eps, res, dy):
 group_norm_affine.defvjp(_group_norm_fwd, _group_norm_bwd)
 
 
+def group_norm_plain(x, scale, bias, groups: int, eps: float):
+    """What group_norm_affine computes, as the textbook reductions over a [B, H, W, G, C/G] view:
+    the form GPU and TPU compilers fuse well."""
+    b, h, w, c = x.shape
+    xg = x.reshape(b, h, w, groups, c // groups)
+    mean = jnp.mean(xg, axis=(1, 2, 4), keepdims=True)
+    var = jnp.mean(jnp.square(xg - mean), axis=(1, 2, 4), keepdims=True)
+    return ((xg - mean) * jax.lax.rsqrt(var + eps)).reshape(b, h, w, c) * scale + bias
+
+
 class GroupNorm(nn.Module):
     """GroupNorm (Wu & He 2018) over NHWC with a learned per-channel scale and bias.
 
@@ -120,8 +136,9 @@ class GroupNorm(nn.Module):
         scale = self.param("scale", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
         f32 = jnp.float32  # (under bfloat16 compute the parameters arrive as bfloat16 too)
-        return group_norm_affine(x.astype(f32), scale.astype(f32), bias.astype(f32), self.groups,
-                                 self.epsilon).astype(x.dtype)
+        norm = partial(on_cpu, lambda *a: group_norm_affine(*a, self.groups, self.epsilon),
+                       lambda *a: group_norm_plain(*a, self.groups, self.epsilon))
+        return norm(x.astype(f32), scale.astype(f32), bias.astype(f32)).astype(x.dtype)
 
 
 def group_norm(channels: int, groups: int, name=None):
@@ -148,6 +165,29 @@ class ResnetBlock(nn.Module):
         return x + h
 
 
+@jax.custom_vjp
+def attention_logits(q, k):
+    """q k^T [B, Q, K] from q [B, Q, C], k [B, K, C], accumulated and returned in float32 whatever the
+    compute dtype. Its backward casts the cotangent back to q's dtype, so under bfloat16 compute the
+    gradient matmuls take bfloat16 operands like every other matmul of the step (autodiff of a
+    float32-output einsum would run them in float32)."""
+    return jnp.einsum("bqc,bkc->bqk", q, k, preferred_element_type=jnp.float32)
+
+
+def _logits_fwd(q, k):
+    return attention_logits(q, k), (q, k)
+
+
+def _logits_bwd(res, g):
+    q, k = res
+    g = g.astype(q.dtype)
+    return (jnp.einsum("bqk,bkc->bqc", g, k, preferred_element_type=jnp.float32).astype(q.dtype),
+            jnp.einsum("bqk,bqc->bkc", g, q, preferred_element_type=jnp.float32).astype(k.dtype))
+
+
+attention_logits.defvjp(_logits_fwd, _logits_bwd)
+
+
 class AttnBlock(nn.Module):
     """Single-head self-attention over all H*W positions, residual, zero-initialised output."""
     groups: int = 32
@@ -159,8 +199,7 @@ class AttnBlock(nn.Module):
         q = nn.Dense(c, kernel_init=default_init(), name="q")(h).reshape(b, hh * ww, c)
         k = nn.Dense(c, kernel_init=default_init(), name="k")(h).reshape(b, hh * ww, c)
         v = nn.Dense(c, kernel_init=default_init(), name="v")(h).reshape(b, hh * ww, c)
-        w = nn.softmax((jnp.einsum("bqc,bkc->bqk", q, k) * (c ** -0.5)).astype(jnp.float32), axis=-1)
-        w = w.astype(v.dtype)  # softmax in float32 under bfloat16 compute
+        w = nn.softmax(attention_logits(q, k) * (c ** -0.5), axis=-1).astype(v.dtype)  # softmax in float32
         h = jnp.einsum("bqk,bkc->bqc", w, v).reshape(b, hh, ww, c)
         return x + nn.Dense(c, kernel_init=default_init(0.0), name="proj_out")(h)
 
@@ -207,7 +246,7 @@ class BatchNorm(nn.Module):
         return ((x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias).astype(dtype)
 
 
-def conv_as_matmul(x, kernel, stride: int = 1, padding=((0, 0), (0, 0))):
+def conv_as_matmul(x, kernel, stride: int = 1, padding=((0, 0), (0, 0)), precision=None):
     """The convolution lax.conv_general_dilated computes (NHWC, HWIO), as one matmul over im2col patches.
 
     XLA:CPU runs a matmul about twice as fast as its convolution (1x1 on 35x35x288: 8 ms against 14.5 ms;
@@ -221,4 +260,5 @@ def conv_as_matmul(x, kernel, stride: int = 1, padding=((0, 0), (0, 0))):
     patches = [x[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :]
                for i in range(kh) for j in range(kw)]
     cols = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=-1)
-    return (cols.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, cout)).reshape(n, oh, ow, cout)
+    out = jnp.matmul(cols.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout), precision=precision)
+    return out.reshape(n, oh, ow, cout)

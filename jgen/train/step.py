@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jgen.families.base import Family, LossFamily, UpdateFamily
+from jgen.families.base import Family, LossFamily, UpdateFamily, precision
 from jgen.sharding import batch_sharding, replicated
 
 
@@ -141,12 +141,13 @@ def train_step(family: Family, config, state: TrainState, batch):
     """
     key = jax.random.fold_in(state.rng, state.step)
     txs = optimizers(config)
-    if isinstance(family, UpdateFamily):
-        params, opt_state, model_state, metrics = family.update(
-            config, txs, state.params, state.opt_state, state.model_state, batch, key)
-    else:
-        params, opt_state, metrics = _loss_update(family, config, txs, state, batch, key)
-        model_state = state.model_state
+    with precision(config):
+        if isinstance(family, UpdateFamily):
+            params, opt_state, model_state, metrics = family.update(
+                config, txs, state.params, state.opt_state, state.model_state, batch, key)
+        else:
+            params, opt_state, metrics = _loss_update(family, config, txs, state, batch, key)
+            model_state = state.model_state
     decay = ema_decay(config.optim.ema_decay, state.step)
     ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, family.generator(params))
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))

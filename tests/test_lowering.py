@@ -1,0 +1,123 @@
+"""What a GPU or a TPU would compile, checked on this CPU: each family's train step and sampler for
+the mnist5k, CIFAR-10 and CelebA-64 recipes, exported with jax.export for platforms cuda and tpu, in
+float32 and bfloat16, read as StableHLO text.
+
+- The CPU forms (phase convolutions, optimisation barriers, the custom GroupNorm) stay on the CPU:
+  no barrier, and a sampler runs exactly one convolution per convolution kernel of its network.
+- float32 means float32: every matmul and convolution carries the policy's precision (HIGHEST by
+  default), so no TF32 or one-pass bfloat16 sneaks in.
+- bfloat16 means bfloat16: every matmul and convolution takes bfloat16 operands, while attention
+  logits accumulate in float32 and the loss is float32.
+- The FID Inception's convolutions (and its logits layer) are HIGHEST on every platform.
+"""
+
+import re
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import export
+
+from jgen.config import apply_overrides, load_config
+from jgen.eval import inception
+from jgen.families import get_family
+from jgen.run import Run
+from jgen.sharding import make_mesh
+from jgen.train.step import state_shapes, train_step
+
+RECIPES = ["ddpm_mnist5k", "dcgan_mnist5k", "betavae_mnist5k", "ddpm_cifar10", "dcgan_cifar10", "betavae_celeba64",
+           "dcgan_celeba64"]
+PLATFORMS = ["cuda", "tpu"]
+OPS = re.compile(r"stablehlo\.(convolution|dot_general)\b.*")
+
+
+def _ops(text: str) -> list:
+    return [m.group(0) for m in OPS.finditer(text)]
+
+
+def _operand_types(op: str) -> list:
+    """The element types of an op's two operands, from its signature `: (tensor<..xT>, tensor<..xT>) -> ..`."""
+    signature = op.rsplit(" : (", 1)[1]
+    return re.findall(r"tensor<(?:[0-9?]+x)*([a-z0-9]+)>", signature.split(") ->")[0])
+
+
+def _config(recipe, dtype):
+    return apply_overrides(load_config(recipe), [f"train.compute_dtype={dtype}"])
+
+
+def _check_policy(text: str, dtype: str) -> None:
+    ops = _ops(text)
+    assert ops and "optimization_barrier" not in text
+    for op in ops:
+        if dtype == "float32":
+            assert op.count("HIGHEST") == 2, op[:300]
+        else:
+            assert _operand_types(op) == ["bf16", "bf16"], op[-200:]
+
+
+def _kernels(params) -> int:
+    return sum(1 for leaf in jax.tree.leaves(params) if len(leaf.shape) == 4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_train_step_lowers_for_gpu_and_tpu_without_cpu_forms(recipe, dtype):
+    config = _config(recipe, dtype)
+    family = get_family(config.family)
+    shapes = state_shapes(family, config)
+    s, c = config.data.image_size, config.data.channels
+    n = 2 * config.gan.n_critic if config.family == "gan" else 2
+    batch = {"image": jax.ShapeDtypeStruct((n, s, s, c), jnp.float32), "label": jax.ShapeDtypeStruct((n,), jnp.int32)}
+    step = jax.jit(partial(train_step, family, config))
+    cpu = export.export(step, platforms=("cpu",))(shapes, batch).mlir_module()
+    assert "optimization_barrier" in cpu  # the CPU keeps its forms
+    for platform in PLATFORMS:
+        text = export.export(step, platforms=(platform,))(shapes, batch).mlir_module()
+        _check_policy(text, dtype)
+        assert len(re.findall(r"stablehlo\.convolution", text)) <= len(re.findall(r"stablehlo\.convolution", cpu))
+        if dtype == "bfloat16" and config.family == "diffusion" and config.model.attn_resolutions:
+            logits = [op for op in _ops(text) if _operand_types(op) == ["bf16", "bf16"]
+                      and re.search(r"-> tensor<(?:[0-9?]+x)*f32>", op)]
+            assert logits, "attention logits should accumulate in float32"
+    _, metrics = jax.eval_shape(step, shapes, batch)
+    assert all(v.dtype == jnp.float32 for v in metrics.values())  # losses and norms in float32
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_sampler_runs_one_plain_convolution_per_kernel(recipe, dtype):
+    """The sampler the run layer compiles (Run.jit: the precision policy included), forward only: one
+    convolution for each convolution kernel of the generating network, as the plain forms give."""
+    config = _config(recipe, dtype)
+    family = get_family(config.family)
+    shapes = state_shapes(family, config)
+    run = Run(config, family, shapes, make_mesh(), "")
+    fn = run.jit("sample/4", partial(family.sample, config, num=4))
+    network = shapes.ema_params["decoder"] if config.family == "vae" else shapes.ema_params
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    for platform in PLATFORMS:
+        text = export.export(fn, platforms=(platform,))(run.variables(), key).mlir_module()
+        _check_policy(text, dtype)
+        assert len(re.findall(r"stablehlo\.convolution", text)) == _kernels(network)
+
+
+def test_precision_policy_default_lets_the_backend_choose():
+    config = apply_overrides(load_config("dcgan_mnist5k"), ["train.matmul_precision=default"])
+    family = get_family(config.family)
+    shapes = state_shapes(family, config)
+    run = Run(config, family, shapes, make_mesh(), "")
+    fn = run.jit("sample/4", partial(family.sample, config, num=4))
+    text = export.export(fn, platforms=("cuda",))(run.variables(), jax.ShapeDtypeStruct((2,), jnp.uint32)).mlir_module()
+    assert _ops(text) and not any("HIGHEST" in op for op in _ops(text))
+
+
+@pytest.mark.parametrize("platform", ["cpu"] + PLATFORMS)
+def test_fid_inception_convolutions_are_highest_everywhere(platform):
+    """Under the backend's default precision, the extractor still asks for HIGHEST itself."""
+    x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+    params = jax.eval_shape(inception.InceptionV3().init, jax.random.PRNGKey(0), jnp.zeros((1, 75, 75, 3)))
+    with jax.default_matmul_precision("default"):
+        text = export.export(jax.jit(inception.InceptionV3().apply), platforms=(platform,))(params, x).mlir_module()
+    ops = _ops(text)  # 94 convolutions (matmuls over patches on the CPU) and the logits' dense layer
+    assert len(ops) >= 95 and all(op.count("HIGHEST") == 2 for op in ops)
