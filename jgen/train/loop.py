@@ -10,6 +10,7 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 from tqdm import tqdm
 
 from jgen.errors import JgenError
@@ -34,6 +35,16 @@ class _StopRequest:
             signal.signal(s, h)
 
 
+@jax.jit
+def _tally(counts, skipped, step, limit):
+    """(skipped steps so far, the current run of them, the step at which a run first reached `limit`
+    or -1), updated on the device: a step needs no read back to the host, only a log step does."""
+    total, in_row, hit = counts
+    s = skipped.astype(jnp.int32)
+    in_row = (in_row + 1) * s
+    return total + s, in_row, jnp.where((hit < 0) & (in_row >= limit), step, hit)
+
+
 def _save(mgr, state, step: int) -> None:
     try:
         checkpoint.save(mgr, state)
@@ -55,6 +66,9 @@ def _finish_saves(mgr, step: int) -> None:
 def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluate=None) -> str:
     """Runs step_fn from state.step to config.train.steps; returns the final grid's path.
 
+    Only log steps (train.log_every), checkpoints and the end read anything back from the device;
+    the non-finite stop therefore comes within log_every steps of the run that triggers it.
+
     grid(state) -> images [N, H, W, C] in [-1, 1] as NumPy on every process (a collective);
     evaluate(state) -> {name: scalar} to log, or None (every config.eval.every steps and at the end).
     """
@@ -66,29 +80,29 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
     grid_path = os.path.join(workdir, "samples", "final.png")
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not lead,
                mininterval=1.0 if os.isatty(2) else 30.0, dynamic_ncols=True)
-    max_nonfinite = config.train.max_nonfinite
+    max_nonfinite, log_every = config.train.max_nonfinite, config.train.log_every
     lr = "optim.gen.lr or optim.disc.lr" if "gen" in config.optim else "optim.lr"
     step, last_saved, last_logged, t0 = start, start, start, time.time()
-    skipped_total = skipped_in_row = 0
+    counts, skipped_total = (jnp.int32(0), jnp.int32(0), jnp.int32(-1)), 0
     try:
         while step < total:
             state, metrics = step_fn(state, next(batches))
             step += 1
             bar.update(1)
-            # A non-finite step left the state as it was (jgen.train.step); stop before wasting a run on it.
-            skipped = bool(jax.device_get(metrics["skipped"]))
-            skipped_total, skipped_in_row = skipped_total + skipped, (skipped_in_row + 1) * skipped
-            if skipped_in_row >= max_nonfinite:
-                raise JgenError(f"{skipped_in_row} non-finite steps in a row (steps {step - skipped_in_row + 1}"
-                                f"-{step}; each skipped, parameters untouched); stopped. Checkpoint "
-                                f"{mgr.latest_step()} in {workdir} is intact: lower {lr} or check the data, "
-                                f"then run the same command (changes that alter the state, such as adding "
-                                f"gradient clipping, need a new --workdir)")
-            if step % config.train.log_every == 0 or step == total:
-                metrics = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "skipped"}
+            counts = _tally(counts, metrics["skipped"], step, max_nonfinite)
+            log, save = step % log_every == 0 or step == total, step % config.train.ckpt_every == 0 or step == total
+            if log or save or stop.requested:  # other steps read nothing: the host runs ahead of the device
+                metrics, (skipped_total, _, hit) = jax.device_get((metrics if log else {}, counts))
+                if hit >= 0:  # non-finite steps left the state as it was (jgen.train.step); too many in a row
+                    raise JgenError(f"{max_nonfinite} non-finite steps in a row (steps {hit - max_nonfinite + 1}"
+                                    f"-{hit}; each skipped, parameters untouched); stopped. Checkpoint "
+                                    f"{mgr.latest_step()} in {workdir} is intact: lower {lr} or check the data, "
+                                    f"then run the same command (changes that alter the state, such as adding "
+                                    f"gradient clipping, need a new --workdir)")
+            if log:
+                metrics = {k: float(v) for k, v in metrics.items() if k != "skipped"}
                 now = time.time()
-                metrics["steps_per_sec"] = (step - last_logged) / (now - t0)
-                metrics["skipped_steps"] = float(skipped_total)
+                metrics.update(steps_per_sec=(step - last_logged) / (now - t0), skipped_steps=float(skipped_total))
                 t0, last_logged = now, step
                 writer.write(step, metrics)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items() if k.endswith("loss")})
@@ -98,7 +112,7 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
                     save_grid(images, os.path.join(workdir, "samples", f"step_{step:07d}.png"))
             if eval_every and (step % eval_every == 0 or step == total):
                 writer.write(step, evaluate(state))
-            if step % config.train.ckpt_every == 0 or step == total or stop.requested:
+            if save or stop.requested:
                 _save(mgr, state, step)
                 last_saved = step
             if stop.requested:
