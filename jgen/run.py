@@ -13,7 +13,7 @@ from jax.sharding import Mesh
 from tqdm import tqdm
 
 from jgen.config import check, read_config, save_config
-from jgen.data.pipeline import global_batches
+from jgen.data.pipeline import global_batches, prefetched
 from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
@@ -139,7 +139,7 @@ def train(config, workdir: str) -> str:
             tqdm.write(f"jgen: eval {describe(report)}")
         return scalars(report)
 
-    batches = global_batches(source, config.data, config.train.batch_size // jax.process_count(), mesh,
-                             seed=config.seed, start_step=int(state.step))
+    batches = prefetched(global_batches(source, config.data, config.train.batch_size // jax.process_count(), mesh,
+                                        seed=config.seed, start_step=int(state.step)))
     return train_loop(config, workdir, state, jit_train_step(family, config, mesh), batches, mgr, grid,
                       evaluate if evaluator else None)

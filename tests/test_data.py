@@ -138,3 +138,18 @@ def test_preprocess_centre_crop_resize_and_scale():
     np.testing.assert_allclose(out, 1.0, atol=1e-6)
     gray = preprocess(np.full((8, 8, 3), (255, 0, 0), np.uint8), 8, 1).numpy()
     np.testing.assert_allclose(gray, round(0.2989 * 255) / 127.5 - 1, atol=1e-2)  # ITU-R 601 luma of red
+
+
+def test_prefetched_keeps_order_and_raises_the_producers_error():
+    from jgen.data.pipeline import prefetched
+
+    assert list(prefetched(iter(range(7)), size=2)) == list(range(7))
+
+    def failing():
+        yield 1
+        raise JgenError("corrupt record 2")
+
+    it = prefetched(failing())
+    assert next(it) == 1
+    with pytest.raises(JgenError, match="corrupt record 2"):
+        next(it)

@@ -5,6 +5,9 @@ seed made of (seed, example position), so `batches(..., start_step=k)` yields ex
 uninterrupted stream yields from its k-th batch on.
 """
 
+import queue
+import threading
+
 import jax
 import numpy as np
 import tensorflow as tf
@@ -76,6 +79,37 @@ def global_batches(source: Source, data, local_batch: int, mesh, seed: int, star
     for batch in local_batches(source, data, local_batch, seed, start_step, jax.process_index(),
                                jax.process_count()):
         yield {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+
+def prefetched(batches, size: int = 2):
+    """The same batches in the same order, `size` of them made ahead on a background thread: the tf.data
+    work and the host-to-device copy of the next steps overlap the device's work on this one instead of
+    following it. An error in the producer is raised here, at the batch it stopped."""
+    ready, stop, end = queue.Queue(maxsize=size), threading.Event(), object()
+
+    def produce():
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(end)
+        except BaseException as e:  # handed to the consumer, which raises it
+            ready.put(e)
+
+    threading.Thread(target=produce, name="jgen-prefetch", daemon=True).start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def first_images(source: Source, data, num: int) -> np.ndarray:
