@@ -30,7 +30,8 @@ CASES = {
 VARIANTS = {"quick": [("jgen", "float32"), ("torch", "eager")],
             "full": [("jgen", "float32"), ("torch", "eager"), ("jgen", "bfloat16"), ("torch", "compile")]}
 FIGURES = [("train_img_s", "train images/s", True), ("sample_img_s", "sampling images/s", True),
-           ("peak_mib", "peak memory MiB", False), ("first_step_s", "first step s (jit/compile)", False)]
+           ("peak_mib", "peak memory MiB", False), ("first_step_s", "first step s (jit/compile)", False),
+           ("mfu", "MFU (XLA's step FLOPs / time / the chip's dense peak)", True)]
 
 
 def run_worker(framework, variant, config, batch, gpu, repeats, timeout):
@@ -62,7 +63,8 @@ def summarise(rows):
             continue
         cell = out.setdefault((r["family"], r["config"], r["batch"]), {}).setdefault(r["variant"], {})
         for key, _, _ in FIGURES:
-            cell.setdefault(key, []).append(r[key])
+            if r.get(key) is not None:  # MFU: jgen only, and only where the chip's peak is known
+                cell.setdefault(key, []).append(r[key])
     return {case: {v: {k: statistics.median(x) for k, x in figs.items()} for v, figs in vs.items()}
             for case, vs in out.items()}
 

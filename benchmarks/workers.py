@@ -24,6 +24,23 @@ from jgen.config import apply_overrides, load_config  # noqa: E402
 
 SAMPLE_STEPS = 50  # DDIM steps of the DDPM sampling figure
 
+# Dense peak TFLOP/s by device kind prefix: (bfloat16, float32 at matmul precision highest). Vendor
+# figures without sparsity: NVIDIA H100 SXM / H200 datasheets (bf16 989, FP32 67), A100 SXM (bf16 312,
+# FP32 19.5); Google Cloud TPU pages (v4 275, v5e 197, v5p 459, v6e 918 bf16 per chip; a TPU's float32
+# at HIGHEST is several bf16 passes and has no published peak, so MFU is given for bf16 there only).
+PEAK_TFLOPS = {"NVIDIA H200": (989.0, 67.0), "NVIDIA H100": (989.0, 67.0), "NVIDIA A100": (312.0, 19.5),
+               "TPU v4": (275.0, None), "TPU v5 lite": (197.0, None), "TPU v5e": (197.0, None),
+               "TPU v5p": (459.0, None), "TPU v5": (459.0, None), "TPU v6": (918.0, None)}
+
+
+def peak_flops(device_kind: str, variant: str):
+    """The device's dense peak FLOP/s for the variant's compute dtype, or None (CPUs, unknown chips)."""
+    for prefix, (bf16, f32) in PEAK_TFLOPS.items():
+        if device_kind.startswith(prefix):
+            peak = bf16 if variant == "bfloat16" else f32
+            return peak * 1e12 if peak else None
+    return None
+
 
 def rss_mib():
     with open("/proc/self/statm") as f:
@@ -79,14 +96,20 @@ def jgen_worker(config, batch, variant, gpu, repeats):
 
     first, per_step = first_and_timed(train, None, jax.block_until_ready, repeats, 5, reset_peak)
     peak = peak_rss_mib() - base
+    cost = step.lower(holder[0], images).compile().cost_analysis()  # XLA's count of the step's FLOPs
+    flops = (cost[0] if isinstance(cost, list) else cost or {}).get("flops", 0.0)
     run = Run(config, family, holder[0], make_mesh(), "")
     sample = run.sampler(batch)  # the sampler every `jgen` command uses
     _, per_sample = first_and_timed(lambda k: sample(k), jax.random.PRNGKey(2),
                                     jax.block_until_ready, max(repeats // 2, 2), 1)
-    if gpu:
-        peak = jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2 ** 20
+    device = jax.devices()[0]
+    stats = device.memory_stats() or {}  # None on some backends
+    if gpu and "peak_bytes_in_use" in stats:
+        peak = stats["peak_bytes_in_use"] / 2 ** 20
+    device_peak = peak_flops(device.device_kind, variant)
+    mfu = flops / per_step / device_peak if device_peak and flops else None
     return dict(first_step_s=first, train_img_s=batch / per_step, sample_img_s=batch / per_sample, peak_mib=peak,
-                device=jax.devices()[0].device_kind)
+                step_gflop=flops / 1e9, mfu=mfu, device=device.device_kind)
 
 
 def torch_worker(config, batch, variant, gpu, repeats):

@@ -141,5 +141,8 @@ def train(config, workdir: str) -> str:
 
     batches = prefetched(global_batches(source, config.data, config.train.batch_size // jax.process_count(), mesh,
                                         seed=config.seed, start_step=int(state.step)))
-    return train_loop(config, workdir, state, jit_train_step(family, config, mesh), batches, mgr, grid,
-                      evaluate if evaluator else None)
+    try:
+        return train_loop(config, workdir, state, jit_train_step(family, config, mesh), batches, mgr, grid,
+                          evaluate if evaluator else None)
+    finally:
+        batches.close()  # stops the prefetch thread now, not at interpreter exit (TensorFlow aborts then)

@@ -87,29 +87,35 @@ def prefetched(batches, size: int = 2):
     following it. An error in the producer is raised here, at the batch it stopped."""
     ready, stop, end = queue.Queue(maxsize=size), threading.Event(), object()
 
+    def offer(item) -> bool:
+        """Puts item in the queue unless the consumer has stopped; returns whether it did."""
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ready.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(batch):
                     return
-            ready.put(end)
+            offer(end)
         except BaseException as e:  # handed to the consumer, which raises it
-            ready.put(e)
+            offer(e)
 
-    threading.Thread(target=produce, name="jgen-prefetch", daemon=True).start()
+    producer = threading.Thread(target=produce, name="jgen-prefetch", daemon=True)
+    producer.start()
     try:
         while (item := ready.get()) is not end:
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
+    finally:  # the producer finishes its batch and ends before this returns: no thread outlives the loop
         stop.set()
+        producer.join()
 
 
 def first_images(source: Source, data, num: int) -> np.ndarray:
