@@ -1,8 +1,9 @@
 """The one input pipeline: source -> shuffle -> skip to step -> decode/preprocess -> batch -> global array.
 
-The stream is a pure function of (seed, step): shuffling is seeded, and random flips use a stateless
-seed made of (seed, example position), so `batches(..., start_step=k)` yields exactly what the
-uninterrupted stream yields from its k-th batch on.
+The stream is a pure function of (seed, step): shuffling is seeded, so `batches(..., start_step=k)`
+yields exactly what the uninterrupted stream yields from its k-th batch on. Batches cross to the
+device as uint8 with each example's stream position; jgen.data.device normalises and flips them
+there, the flip a function of (seed, position).
 """
 
 import queue
@@ -32,24 +33,26 @@ def to_channels(image, channels: int):
 
 
 def preprocess(image, size: int, channels: int, crop: int = 0):
-    """uint8 [H, W, c] -> float32 [size, size, channels] in [-1, 1].
+    """uint8 [H, W, c] -> uint8 [size, size, channels].
 
     Centre-crops a square of side `crop` (0: the shorter side; larger than the image: the shorter
-    side), then resizes with antialiased bilinear filtering.
+    side), then resizes with antialiased bilinear filtering, rounding back to uint8 as a PNG of the
+    resized image would hold it. Images already of that size are not resized.
     """
     image = to_channels(image, channels)
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     side = tf.minimum(h, w) if crop <= 0 else tf.minimum(tf.minimum(h, w), crop)
     image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
-    image = tf.cast(image, tf.float32)
     if image.shape[0] != size or image.shape[1] != size:
-        image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0) / 127.5 - 1.0
+        image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear", antialias=True)
+        image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+    return tf.ensure_shape(image, [size, size, channels])
 
 
 def local_batches(source: Source, data, local_batch: int, seed: int, start_step: int = 0,
                   process_index: int = 0, process_count: int = 1):
-    """This process's numpy batches {'image': [b, S, S, C] float32, 'label': [b] int32} from `start_step`.
+    """This process's numpy batches {'image': uint8 [b, S, S, C], 'label': [b] int32, 'index': [b] int32 (each
+    example's position in the stream)} from `start_step`.
 
     data: image_size, channels, crop, random_flip, shuffle_buffer. For a source that is not
     `sharded`, process p keeps rows [p b, (p + 1) b) of each global batch of the one shuffled order.
@@ -63,11 +66,9 @@ def local_batches(source: Source, data, local_batch: int, seed: int, start_step:
         ds = ds.skip(start_step * local_batch * process_count)
         ds = ds.filter(lambda index, ex: (index // local_batch) % process_count == process_index)
 
-    def prepare(index, ex):
+    def prepare(index, ex):  # normalised and flipped on the device (jgen.data.device), from `index`
         image = preprocess(source.decode(ex["image"]), data.image_size, data.channels, data.crop)
-        if data.random_flip:
-            image = tf.image.stateless_random_flip_left_right(image, seed=tf.stack([tf.cast(seed, tf.int64), index]))
-        return {"image": image, "label": ex["label"]}
+        return {"image": image, "label": ex["label"], "index": tf.cast(index % 2 ** 31, tf.int32)}
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
@@ -119,7 +120,7 @@ def prefetched(batches, size: int = 2):
 
 
 def first_images(source: Source, data, num: int) -> np.ndarray:
-    """The first `num` images of the source, in order, preprocessed, unflipped: [n, S, S, C]."""
+    """The first `num` images of the source, in order, preprocessed, unflipped: float32 [n, S, S, C] in [-1, 1]."""
     ds = source.dataset.take(num).map(
         lambda ex: preprocess(source.decode(ex["image"]), data.image_size, data.channels, data.crop))
-    return np.concatenate(list(ds.batch(256).as_numpy_iterator()), axis=0)
+    return np.concatenate(list(ds.batch(256).as_numpy_iterator()), axis=0).astype(np.float32) / 127.5 - 1.0

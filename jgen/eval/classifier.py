@@ -58,6 +58,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
                      batch_size: int = 64, lr: float = 1e-3, seed: int = 0, data_dir: str = "",
                      crop: int = 0, test_split: str = "test") -> dict:
     """Trains with Adam on the labelled source, reports test accuracy, writes OUT/classifier.{msgpack,json}."""
+    from jgen.data.device import model_inputs
     from jgen.data.pipeline import first_images, global_batches
     from jgen.data.sources import open_source, with_split
     from jgen.sharding import batch_sharding, check_batch, make_mesh, replicated
@@ -73,6 +74,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
 
     @partial(jax.jit, donate_argnums=(0, 1), in_shardings=(replicated(mesh), replicated(mesh), batch_sharding(mesh)))
     def step(params, opt_state, batch):
+        batch = model_inputs(batch, data, seed)
         (loss, acc), grads = jax.value_and_grad(partial(_loss, model), has_aux=True)(params, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, acc

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jgen.data.device import model_inputs
 from jgen.families.base import Family, LossFamily, UpdateFamily, precision
 from jgen.sharding import batch_sharding, replicated
 
@@ -131,7 +132,8 @@ def _loss_update(family: LossFamily, config, tx, state: TrainState, batch, key):
 
 
 def train_step(family: Family, config, state: TrainState, batch):
-    """One step of any family on batch['image'] [B, H, W, C] in [-1, 1] -> (state, metrics).
+    """One step of any family on batch['image'] [B, H, W, C] (uint8 from the pipeline, or float in
+    [-1, 1]) -> (state, metrics).
 
     A step whose metrics (every family reports its losses and gradient norms; the global norm is
     non-finite when any gradient entry is) hold a NaN or inf keeps the previous params, optimiser
@@ -139,6 +141,7 @@ def train_step(family: Family, config, state: TrainState, batch):
     and the per-step randomness move on and a resumed run stays on the same trajectory.
     metrics['skipped'] is 1.0 for such a step; the loop counts them.
     """
+    batch = model_inputs(batch, config.data, config.seed)
     key = jax.random.fold_in(state.rng, state.step)
     txs = optimizers(config)
     with precision(config):
