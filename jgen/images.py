@@ -14,6 +14,11 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def from_uint8(images):
+    """uint8 [N, H, W, C] (NumPy or a jax.Array) -> float32 in [-1, 1]: the inverse of to_uint8."""
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
 def grid(images_uint8: np.ndarray, pad: int = 2, cols: int = 0) -> np.ndarray:
     """Tiles [N, H, W, C] uint8 row by row into one [rows*(H+pad)+pad, cols*(W+pad)+pad, C] image;
     `cols` images a row (default: near-square)."""
@@ -60,7 +65,7 @@ def read_image(path: str, size: int, channels: int, resize: bool = True) -> np.n
     if im.width != size:
         im = im.resize((size, size), Image.BICUBIC)
     x = np.asarray(im, np.float32).reshape(size, size, channels)
-    return (x / 127.5 - 1.0)[None]
+    return from_uint8(x)[None]
 
 
 def read_mask(path: str, size: int) -> np.ndarray:

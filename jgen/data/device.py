@@ -5,6 +5,8 @@ example when data.random_flip is on. No TensorFlow here: the step imports it."""
 import jax
 import jax.numpy as jnp
 
+from jgen.images import from_uint8
+
 
 def model_inputs(batch, data, seed: int):
     """{'image': uint8 [B, H, W, C], 'index': int32 [B], ...} -> the same with 'image' float32 in [-1, 1].
@@ -16,7 +18,7 @@ def model_inputs(batch, data, seed: int):
     image = batch["image"]
     if image.dtype != jnp.uint8:
         return batch
-    x = image.astype(jnp.float32) / 127.5 - 1.0
+    x = from_uint8(image)
     if data.random_flip:
         base = jax.random.PRNGKey(seed)
         flip = jax.vmap(lambda i: jax.random.bernoulli(jax.random.fold_in(base, i)))(batch["index"])

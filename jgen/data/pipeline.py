@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from jgen.data.sources import Source
+from jgen.images import from_uint8
 from jgen.sharding import batch_sharding
 
 
@@ -123,4 +124,4 @@ def first_images(source: Source, data, num: int) -> np.ndarray:
     """The first `num` images of the source, in order, preprocessed, unflipped: float32 [n, S, S, C] in [-1, 1]."""
     ds = source.dataset.take(num).map(
         lambda ex: preprocess(source.decode(ex["image"]), data.image_size, data.channels, data.crop))
-    return np.concatenate(list(ds.batch(256).as_numpy_iterator()), axis=0).astype(np.float32) / 127.5 - 1.0
+    return from_uint8(np.concatenate(list(ds.batch(256).as_numpy_iterator()), axis=0))

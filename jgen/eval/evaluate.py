@@ -22,7 +22,7 @@ from tqdm import tqdm
 from jgen.config import METRICS
 from jgen.errors import JgenError
 from jgen.eval import metrics as M
-from jgen.images import to_uint8
+from jgen.images import from_uint8, to_uint8
 from jgen.sharding import batch_sharding, gather, replicated
 
 DEFAULT_CACHE = os.path.expanduser("~/.cache/jgen/reference")
@@ -80,7 +80,7 @@ def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "f
         real = len(x)
         if real < batch:  # pad the last batch so every call has one compiled shape
             x = np.concatenate([x, np.zeros((batch - real,) + x.shape[1:], x.dtype)])
-        out = run(params, jax.device_put(x.astype(np.float32) / 127.5 - 1.0, batch_sharding(mesh)))
+        out = run(params, jax.device_put(from_uint8(x), batch_sharding(mesh)))
         features.append(np.asarray(out["features"])[:real])
         logits.append(np.asarray(out["logits"])[:real])
     return np.concatenate(features), np.concatenate(logits)
