@@ -15,7 +15,7 @@ import os
 import ml_collections
 
 from jgen.configs import RECIPES, base
-from jgen.configs.rules import METRICS, check, flatten, halvings  # noqa: F401 (the public names)
+from jgen.configs.rules import METRICS, check, check_hardware, flatten, halvings  # noqa: F401 (the public names)
 from jgen.errors import JgenError
 
 
@@ -129,6 +129,10 @@ def _laid_over(defaults: dict, values: dict) -> dict:
     return out
 
 
+# Keys that configs saved by earlier versions may hold and that no longer mean anything: dropped on reading.
+RETIRED = (("data", "shuffle_buffer"),)  # each epoch is a full permutation since the Grain pipeline
+
+
 def read_config(path: str) -> ml_collections.ConfigDict:
     """Reads a config saved by `save_config` (JSON lists come back as the tuples they were), over the
     base config of its family, so a workdir written before a key existed reads with that key's default."""
@@ -140,4 +144,6 @@ def read_config(path: str) -> ml_collections.ConfigDict:
         raise JgenError(f"{path} holds no config of a jgen family (family={saved.get('family')!r}; known: "
                         f"{', '.join(base.FAMILIES)})")
     defaults = base.get_config(saved["family"]).to_dict()
+    for section, key in RETIRED:
+        saved.get(section, {}).pop(key, None)
     return ml_collections.ConfigDict(_laid_over(defaults, saved))

@@ -12,8 +12,8 @@ import ml_collections
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from jgen.config import check, read_config, save_config
-from jgen.data.pipeline import global_batches, prefetched
+from jgen.config import check, check_hardware, read_config, save_config
+from jgen.data.pipeline import cached, global_batches, prefetched
 from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
@@ -79,6 +79,7 @@ def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
         from jgen.diffusion.pretrained import load_weights, params_from_diffusers
 
         config, state_dict = load_weights(weights, config)
+        check_hardware(config, mesh.devices.flat)
         like = state_shapes(get_family("diffusion"), config).params
         params = jax.device_put(params_from_diffusers(state_dict, like), replicated(mesh))
         state = TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params, opt_state=(),
@@ -89,6 +90,7 @@ def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
     if not os.path.exists(path):
         raise JgenError(f"{workdir} is not a jgen run directory (no config.json): train first")
     config = read_config(path)
+    check_hardware(config, mesh.devices.flat)
     family = get_family(config.family)
     state = checkpoint.restore_latest(family, config, mesh, checkpoint.manager(workdir, create=False))
     return Run(config, family, state, mesh, workdir)
@@ -112,12 +114,15 @@ def train(config, workdir: str) -> str:
     the final grid's path. Config, data and evaluator are checked before anything is written."""
     family: Family = get_family(config.family)
     mesh = make_mesh()
-    source = open_source(config.data.source, config.data.data_dir, jax.process_index(), jax.process_count())
+    source = open_source(config.data.source, config.data.data_dir)
     check(config, devices=mesh.devices.size, num_classes=source.num_classes)
+    check_hardware(config, mesh.devices.flat)
     if config.eval.every and jax.process_count() > 1:
         raise JgenError("eval.every runs in single-process training only; set eval.every=0 and run "
                         "`jgen eval` on one host after training")
     evaluator = make_evaluator(config, mesh) if config.eval.every else None
+    if config.data.cache:
+        source = cached(source, config.data)
     mgr, state, resumed = _init_or_restore(family, config, mesh, workdir)
     lead = jax.process_index() == 0
     if lead:

@@ -10,7 +10,6 @@ BAD_VALUES = [
     ("ddpm_mnist5k", "data.image_size=2", "an int in [4, 1024]"),
     ("dcgan_mnist5k", "data.channels=2", "one of 1 | 3"),
     ("betavae_mnist5k", "data.crop=-1", "an int >= 0"),
-    ("betavae_mnist5k", "data.shuffle_buffer=0", "an int >= 1"),
     ("ddpm_mnist5k", "train.steps=0", "an int >= 1"),
     ("ddpm_mnist5k", "train.sample_every=-1", "an int >= 0"),
     ("betavae_mnist5k", "train.compute_dtype=float16", "one of float32 | bfloat16"),

@@ -63,9 +63,8 @@ def test_export_writes_class_folders_that_the_folder_source_reads(cfg_run, tmp_p
     assert sorted(os.listdir(out)) == [str(c) for c in range(10)]
     assert len(os.listdir(out / "2")) == 3 and len(os.listdir(out / "9")) == 2
     source = open_source(f"folder:{out}")
-    assert source.num_examples == 23 and source.num_classes == 10
-    labels = [int(ex["label"]) for ex in source.dataset.as_numpy_iterator()]
-    paths = [ex["image"].decode() for ex in source.dataset.as_numpy_iterator()]
+    assert len(source) == 23 and source.num_classes == 10
+    paths, labels = zip(*(source[i] for i in range(len(source))))
     assert all(int(os.path.basename(os.path.dirname(p))) == y for p, y in zip(paths, labels))
 
 

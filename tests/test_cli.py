@@ -48,3 +48,31 @@ def test_overrides_are_for_train_and_help_names_the_recipes(capsys):
     with pytest.raises(SystemExit):
         jgen(capsys, "train", "--help")
     assert "ddpm_mnist5k" in capsys.readouterr().out
+
+
+def test_bfloat16_on_a_gpu_without_bf16_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    """The mesh's devices are the training machine's; here a V100 (compute capability 7.0) stands in.
+    float32 on it and bfloat16 on Ampere, Hopper and the CPU pass the check."""
+    import types
+
+    import jax
+    import numpy as np
+
+    from jgen import run
+    from jgen.config import apply_overrides, load_config
+    from jgen.configs.rules import check_hardware
+
+    def gpu(kind, capability):
+        return types.SimpleNamespace(platform="gpu", device_kind=kind, compute_capability=capability)
+
+    v100 = gpu("Tesla V100-SXM2-16GB", "7.0")
+    monkeypatch.setattr(run, "make_mesh", lambda: types.SimpleNamespace(devices=np.array([v100])))
+    workdir = tmp_path / "run"
+    _, err = jgen(capsys, "train", "--config", "dcgan_mnist5k", "--workdir", workdir,
+                  "--set", "train.compute_dtype=bfloat16", code=2)
+    one_line_error(err, "train.compute_dtype=bfloat16 needs a GPU of compute capability 8.0")
+    assert "Tesla V100-SXM2-16GB has 7.0" in err and not workdir.exists()
+    bf16 = apply_overrides(load_config("dcgan_mnist5k"), ["train.compute_dtype=bfloat16"])
+    for devices in ([gpu("NVIDIA A100-SXM4-80GB", "8.0"), gpu("NVIDIA H200", "9.0")], jax.devices()):
+        check_hardware(bf16, devices)
+    check_hardware(load_config("dcgan_mnist5k"), [v100])

@@ -1,6 +1,7 @@
 """The one input pipeline on every source kind: mock TFDS sets, generated folders, mnist5k."""
 
 import logging
+import time
 
 import ml_collections
 import numpy as np
@@ -8,14 +9,14 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jgen.data.pipeline import local_batches, preprocess
+from jgen.data.pipeline import local_batches, preprocess, stream
 from jgen.data.sources import mnist5k_arrays, open_source
 from jgen.errors import JgenError
 
 
 def data_config(size, channels, crop=0, flip=False):
     return ml_collections.ConfigDict(dict(image_size=size, channels=channels, crop=crop,
-                                          random_flip=flip, shuffle_buffer=1000))
+                                          random_flip=flip))
 
 
 def first(source, cfg, batch=4, seed=0, start=0, n=1):
@@ -73,11 +74,12 @@ def test_stream_is_a_function_of_seed_and_step():
     assert np.all(np.bincount(labels[:480], minlength=10) <= 50)
 
 
-@pytest.mark.parametrize("spec", ["builtin:mnist5k:test", "folder"])
+@pytest.mark.parametrize("spec", ["builtin:mnist5k:test", "folder", "tfds:mnist:train"])
 def test_processes_feed_the_rows_of_the_one_process_stream(spec, image_folder):
     """Process p's local batch k is rows [p b, (p + 1) b) of one process's global batch k, from any start
     step, flips included: the stream, and so the trajectory, do not depend on the process count."""
-    source = open_source(spec if spec != "folder" else f"folder:{image_folder}")
+    with tfds.testing.mock_data(num_examples=12):
+        source = open_source(spec if spec != "folder" else f"folder:{image_folder}")
     cfg = data_config(8, 1, flip=True)
     whole = local_batches(source, cfg, 6, 4, start_step=3)
     parts = [local_batches(source, cfg, 3, 4, 3, process_index=p, process_count=2) for p in (0, 1)]
@@ -87,11 +89,52 @@ def test_processes_feed_the_rows_of_the_one_process_stream(spec, image_folder):
             np.testing.assert_array_equal(np.concatenate([a[key], b[key]]), one[key])
 
 
-def test_tfds_source_is_split_per_process():
-    with tfds.testing.mock_data(num_examples=12):
-        parts = [open_source("tfds:mnist:train", process_index=p, process_count=2) for p in (0, 1)]
-    assert all(s.sharded for s in parts) and not open_source("builtin:mnist5k:test").sharded
-    assert parts[0].name != parts[1].name  # two different slices of 'train'
+def test_resume_at_step_a_million_costs_what_step_ten_costs():
+    """The batch at step 10^6 is the index function's: positions 10^6 b + r, each the record Grain's
+    shuffle of epoch p // n puts at p % n; reaching it reads nothing before it."""
+    source = open_source("builtin:mnist5k:test")
+    cfg, batch = data_config(28, 1), 3
+    order = stream(source, 7)
+    seconds = {}
+    for step in (10, 10 ** 6):
+        start = time.perf_counter()
+        (b,) = first(source, cfg, batch=batch, seed=7, start=step)
+        seconds[step] = time.perf_counter() - start
+        positions = np.arange(step * batch, (step + 1) * batch)
+        np.testing.assert_array_equal(b["index"], positions % 2 ** 31)
+        expected = [order[int(p)] for p in positions]
+        np.testing.assert_array_equal(b["image"], np.stack([raw for raw, _ in expected]))
+        np.testing.assert_array_equal(b["label"], [label for _, label in expected])
+    assert seconds[10 ** 6] < seconds[10] + 2.0
+    epoch = [order[int(p)][1] for p in range(10 ** 6 // 500 * 500, 10 ** 6 // 500 * 500 + 500)]
+    assert np.all(np.bincount(epoch) == 50)  # epoch 2000 is still a permutation of the source
+
+
+@pytest.fixture(scope="module")
+def array_record_mnist(tmp_path_factory):
+    """TFDS's DummyMnist (20 generated digits), prepared offline as ArrayRecord and as TFRecord."""
+    dirs = {}
+    for fmt in ("array_record", "tfrecord"):
+        dirs[fmt] = str(tmp_path_factory.mktemp(fmt))
+        tfds.testing.DummyMnist(data_dir=dirs[fmt], file_format=fmt).download_and_prepare()
+    return dirs
+
+
+def test_tfds_array_record_set_is_read_by_random_access(array_record_mnist):
+    source = open_source("tfds:dummy_mnist:train", data_dir=array_record_mnist["array_record"])
+    assert len(source) == 20 and source.num_classes == 10
+    (b,) = first(source, data_config(28, 1), batch=20)
+    check_batch(b, 20, 28, 1)
+    raw, _ = source[0]
+    assert sorted(b["label"].tolist()) == sorted(source.labels(20).tolist())
+    assert isinstance(raw, bytes) and np.all(b["image"] == 1)  # DummyMnist's digits are all-ones PNGs
+
+
+def test_tfds_set_prepared_as_tfrecord_only_says_how_to_rebuild(array_record_mnist):
+    d = array_record_mnist["tfrecord"]
+    with pytest.raises(JgenError, match=rf"prepared as tfrecord only.*tfds build dummy_mnist "
+                                        rf"--file_format=array_record --data_dir={d}"):
+        open_source("tfds:dummy_mnist:train", data_dir=d)
 
 
 @pytest.fixture
@@ -115,7 +158,7 @@ def test_folder_source_skips_corrupt_and_labels_by_subfolder(image_folder, caplo
     with caplog.at_level(logging.WARNING):
         source = open_source(f"folder:{image_folder}")
     assert "skipped 1 unreadable" in caplog.text
-    assert source.num_examples == 8 and source.num_classes == 2
+    assert len(source) == 8 and source.num_classes == 2
     for channels in (1, 3):
         (b,) = first(source, data_config(16, channels), batch=8)
         check_batch(b, 8, 16, channels)
@@ -133,9 +176,9 @@ def test_folder_with_nothing_readable(tmp_path):
 def test_preprocess_centre_crop_resize_and_scale():
     image = np.zeros((40, 60, 3), np.uint8)
     image[:, 10:50] = 255  # the centre 40x40 square is white, the side bands black
-    out = preprocess(image, 8, 3).numpy()
+    out = preprocess(image, 8, 3)
     assert out.dtype == np.uint8 and np.all(out == 255)
-    gray = preprocess(np.full((8, 8, 3), (255, 0, 0), np.uint8), 8, 1).numpy()
+    gray = preprocess(np.full((8, 8, 3), (255, 0, 0), np.uint8), 8, 1)
     np.testing.assert_array_equal(gray, round(0.2989 * 255))  # ITU-R 601 luma of red
 
 
@@ -177,3 +220,16 @@ def test_device_stage_normalises_and_flips_as_a_function_of_seed_and_position():
     np.testing.assert_array_equal(again, out[perm])
     same = model_inputs({"image": jnp.asarray(plain, jnp.float32)}, data_config(5, 1, flip=True), seed=3)
     np.testing.assert_array_equal(np.asarray(same["image"]), plain.astype(np.float32))  # float: untouched
+
+
+def test_cached_source_gives_the_same_stream_and_refuses_what_would_not_fit(image_folder):
+    from jgen.data.pipeline import cached
+
+    source, cfg = open_source(f"folder:{image_folder}"), data_config(12, 3, crop=30)
+    kept = cached(source, cfg)
+    assert kept.ready and len(kept) == len(source)
+    for a, b in zip(first(source, cfg, batch=5, seed=2, start=3, n=3), first(kept, cfg, batch=5, seed=2, start=3, n=3)):
+        for key in ("image", "label", "index"):
+            np.testing.assert_array_equal(a[key], b[key])
+    with pytest.raises(JgenError, match=r"data.cache=true would hold .* GiB .* set data.cache=false"):
+        cached(source, data_config(10 ** 6, 3))  # 8 images of 10^6 x 10^6 pixels

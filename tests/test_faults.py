@@ -125,3 +125,35 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
     assert "saving a checkpoint" in line and "checkpoint 2 is intact" in line, line
     assert checkpoint.manager(str(workdir), create=False).all_steps() == [2]
     assert_same(state_at(workdir, 2), state_at(straight_run, 2))  # intact: a re-run resumes from it
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, capsys, straight_run):
+    """Two processes (4 CPU devices each); SIGTERM reaches process 1 only, as a pod's hosts see a
+    preemption at different times. They agree on the stop at the next log step, both save that same
+    step and exit 0; one process then resumes onto the one-device trajectory."""
+    import re
+    import signal
+    import time
+
+    workdir = tmp_path / "preempted"
+    port = _free_port()
+    # a slow 1000-step DDPM grid at step 4 holds both processes there while the signal arrives
+    args = tiny_train_args(workdir, *STRAIGHT, "train.log_every=1", "train.sample_every=4", "sample.sampler=ddpm",
+                           "sample.num=64")
+    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--coordinator", f"localhost:{port}",
+                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=cli_env(4),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    wait_for_checkpoint(procs[0], str(workdir), 2)
+    procs[1].send_signal(signal.SIGTERM)
+    start = time.time()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert time.time() - start < 60
+    saved = []
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+        saved += [int(s) for s in re.findall(r"stop requested; saved step (\d+)", out)]
+    assert len(saved) == 2 and saved[0] == saved[1] and 2 <= saved[0] < 6, saved
+    assert checkpoint.manager(str(workdir), create=False).latest_step() == saved[0]
+    out, _ = jgen(capsys, *tiny_train_args(workdir, *STRAIGHT))
+    assert f"at step {saved[0]}" in out and "6 steps done" in out
+    assert_same(final_state(workdir), state_at(straight_run, 6), tol=1e-5)

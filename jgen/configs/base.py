@@ -32,9 +32,11 @@ def _shared(family: str) -> ml_collections.ConfigDict:
     c.seed = 0  # parameters, noise and data order all derive from it
     # source: builtin:mnist5k[:SPLIT] | tfds:NAME[:SPLIT] | folder:PATH; data_dir: TFDS's data directory
     # ("" = its default); crop: side of the centre square cut before resizing to image_size (0 = the
-    # shorter side); channels: 1 (grey) or 3 (RGB), converted on load
+    # shorter side); channels: 1 (grey) or 3 (RGB), converted on load. Each epoch is a full permutation of
+    # the source drawn from `seed` (jgen.data.pipeline), so there is no shuffle buffer to size. cache: decode
+    # and resize the whole source once into memory before training (refused when it would not fit)
     c.data = dict(source="builtin:mnist5k:train", data_dir="", image_size=28, channels=1, crop=0,
-                  random_flip=False, shuffle_buffer=5000)
+                  random_flip=False, cache=False)
     # batch_size: the global batch (all devices, all micro-batches); sample_every: a sample grid every
     # that many steps (0 = none); compute_dtype: float32 | bfloat16 (activations; params stay float32);
     # matmul_precision: highest | high | default, the precision of every matmul and convolution of the

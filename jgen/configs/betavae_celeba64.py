@@ -8,8 +8,7 @@ from jgen.configs import base
 
 def get_config():
     c = base.get_config("vae")
-    c.data.update(source="tfds:celeb_a:train", image_size=64, channels=3, crop=148, random_flip=True,
-                  shuffle_buffer=10000)
+    c.data.update(source="tfds:celeb_a:train", image_size=64, channels=3, crop=148, random_flip=True)
     c.model.latent_dim = 32
     c.vae.update(likelihood="gaussian", capacity_max=50.0)
     c.train.update(steps=100000, batch_size=144, sample_every=5000, ckpt_every=5000, keep_checkpoints=3)

@@ -9,7 +9,7 @@ from jgen.configs import base
 
 def get_config():
     c = base.get_config("vae")
-    c.data.update(source="tfds:dsprites:train", image_size=64, shuffle_buffer=50000)
+    c.data.update(source="tfds:dsprites:train", image_size=64)
     c.vae.beta = 4.0
     c.train.update(steps=300000, sample_every=10000, ckpt_every=10000, keep_checkpoints=3)
     c.eval.update(num=10000, split="train")

@@ -9,7 +9,7 @@ from jgen.configs import base
 
 def get_config():
     c = base.get_config("gan")
-    c.data.update(source="tfds:celeb_a:train", image_size=64, channels=3, crop=178, shuffle_buffer=10000)
+    c.data.update(source="tfds:celeb_a:train", image_size=64, channels=3, crop=178)
     c.train.update(steps=50000, batch_size=128, sample_every=2500, ckpt_every=2500, keep_checkpoints=3)
     c.eval.update(num=10000, metrics="fid,is", extractor="inception")
     return c

@@ -9,7 +9,7 @@ from jgen.configs import base
 
 def get_config():
     c = base.get_config("gan")
-    c.data.update(source="tfds:cifar10:train", image_size=32, channels=3, shuffle_buffer=10000)
+    c.data.update(source="tfds:cifar10:train", image_size=32, channels=3)
     c.train.update(steps=100000, batch_size=128, sample_every=5000, ckpt_every=5000, keep_checkpoints=3)
     c.eval.update(num=10000, metrics="fid,is", extractor="inception")
     return c

@@ -5,7 +5,7 @@ from jgen.configs import base
 
 def get_config():
     c = base.get_config("diffusion")
-    c.data.update(source="tfds:cifar10:train", image_size=32, channels=3, random_flip=True, shuffle_buffer=50_000)
+    c.data.update(source="tfds:cifar10:train", image_size=32, channels=3, random_flip=True)
     c.model.update(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
                    num_groups=32)
     c.train.update(steps=800_000, batch_size=128, sample_every=10_000, ckpt_every=10_000, keep_checkpoints=3)

@@ -67,8 +67,7 @@ FRACTION, BELOW_ONE, OPEN_UNIT = reals(0, 1), reals(0, 1, hi_open=True), reals(0
 SHARED_RULES = {
     "seed": ints(0),
     "data.source": SOURCE, "data.data_dir": TEXT, "data.image_size": ints(4, 1024),
-    "data.channels": one_of(1, 3), "data.crop": ints(0), "data.random_flip": BOOL,
-    "data.shuffle_buffer": ints(1),
+    "data.channels": one_of(1, 3), "data.crop": ints(0), "data.random_flip": BOOL, "data.cache": BOOL,
     "train.steps": ints(1), "train.batch_size": ints(1), "train.log_every": ints(1),
     "train.sample_every": ints(0), "train.ckpt_every": ints(1), "train.keep_checkpoints": ints(1),
     "train.compute_dtype": one_of("float32", "bfloat16"), "train.grad_accum": ints(1),
@@ -275,3 +274,20 @@ def check(config: ml_collections.ConfigDict, devices: int = 0, num_classes: int 
     if num_classes >= 0 and c.kind == "class" and c.num_classes != num_classes:
         raise JgenError(f"condition.num_classes is {c.num_classes} but {config.data.source} has "
                         f"{num_classes or 'no'} labelled classes")
+
+
+BF16_MIN_COMPUTE_CAPABILITY = 8.0  # NVIDIA Ampere: the first GPUs whose tensor cores take bfloat16
+
+
+def check_hardware(config: ml_collections.ConfigDict, devices) -> None:
+    """Raises a one-line JgenError when `devices` (jax.Device-likes) cannot run the config's precision:
+    train.compute_dtype=bfloat16 on an NVIDIA GPU older than Ampere (compute capability < 8.0), where
+    cuDNN has no bf16 convolutions and XLA would emulate them slowly, if at all. CPUs and TPUs take bf16."""
+    if config.train.compute_dtype != "bfloat16":
+        return
+    for d in devices:
+        capability = getattr(d, "compute_capability", None)
+        if d.platform == "gpu" and capability and float(capability) < BF16_MIN_COMPUTE_CAPABILITY:
+            raise JgenError(f"train.compute_dtype=bfloat16 needs a GPU of compute capability "
+                            f"{BF16_MIN_COMPUTE_CAPABILITY} or newer (Ampere+); {d.device_kind} has {capability}: "
+                            "use train.compute_dtype=float32")

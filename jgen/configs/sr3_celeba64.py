@@ -8,7 +8,7 @@ from jgen.configs import ddpm_cifar10
 
 def get_config():
     c = ddpm_cifar10.get_config()
-    c.data.update(source="tfds:celeb_a:train", image_size=64, crop=178, shuffle_buffer=20_000)
+    c.data.update(source="tfds:celeb_a:train", image_size=64, crop=178)
     c.model.update(ch_mult=(1, 1, 2, 2, 4), attn_resolutions=(16,))
     c.condition.update(kind="lowres", scale=4, drop=0.1)
     c.train.update(steps=500_000, batch_size=64)

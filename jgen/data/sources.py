@@ -1,39 +1,48 @@
 """Data sources: `builtin:mnist5k[:SPLIT]`, `tfds:NAME[:SPLIT]` and `folder:PATH`.
 
-A source is a dataset whose elements are cheap to hold undecoded (array rows, TFDS records with
-image bytes, file paths) plus a `decode` that turns one into a uint8 [H, W, C] image. The pipeline
-shuffles and skips undecoded elements and decodes only what it uses, which is what makes resuming
-at step k cheap.
+A source is a random-access sequence: `source[i]` is (raw image, label), the raw image a uint8
+array, encoded bytes or a file path, decoded only when the pipeline uses it. Random access is what
+makes the stream a pure function of (seed, position) and resuming at any step O(1): nothing before
+the position is read. Every process sees the whole source and reads only its rows of each global
+batch, so the stream, and the trajectory, do not depend on how many processes run it.
 
-In a multi-process run a TFDS source is this process's own split (`tfds.split_for_jax_process`:
-each host reads 1/N of the records, as a pod needs). Builtin and folder sources hold every element
-(array rows or paths: cheap) and are not `sharded`: every process walks the same shuffled order and
-decodes only its rows of each global batch, so their training stream, and the trajectory, do not
-depend on how many processes run it.
+TFDS sets are read through `tfds.data_source` (ArrayRecord files, random access without TensorFlow);
+a set prepared as TFRecord only is refused with the command that rebuilds it.
 """
 
 import dataclasses
+import io
 import logging
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
-import tensorflow as tf
+from PIL import Image
 
 from jgen.errors import JgenError
-from jgen.host import hide_gpus_from_tensorflow
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Source:
-    dataset: tf.data.Dataset  # elements {'image': undecoded, 'label': int32}
-    decode: Callable[[tf.Tensor], tf.Tensor]  # undecoded image -> uint8 [H, W, C], C static
-    num_examples: int  # in `dataset`; negative when unknown
+    read: Callable[[int], tuple[Any, int]]  # i -> (uint8 [H, W, C] array | PIL image | encoded bytes | path, label)
+    size: int
     num_classes: int  # 0 when unlabelled
     name: str
-    sharded: bool = False  # True when `dataset` holds only this process's share
+    ready: bool = False  # records are uint8 [S, S, C] at the pipeline's size already (a cached source)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        if not 0 <= i < self.size:
+            raise IndexError(i)
+        return self.read(int(i))
+
+    def labels(self, num: int) -> np.ndarray:
+        """The first `num` labels, int32."""
+        return np.array([self.read(i)[1] for i in range(min(num, self.size))], np.int32)
 
 
 def mnist5k_arrays(split: str):
@@ -59,54 +68,47 @@ def _builtin(name: str, split: str) -> Source:
     if name != "mnist5k":
         raise JgenError(f"unknown builtin dataset '{name}' (available: mnist5k)")
     images, labels = mnist5k_arrays(split or "train")
-    ds = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
-    return Source(ds, lambda x: x, len(labels), 10, f"mnist5k:{split or 'train'}")
+    return Source(lambda i: (images[i], int(labels[i])), len(labels), 10, f"mnist5k:{split or 'train'}")
 
 
-def _tfds(name: str, split: str, data_dir: str, process_index: int, process_count: int) -> Source:
+def _tfds(name: str, split: str, data_dir: str) -> Source:
     import tensorflow_datasets as tfds
 
+    from jgen.host import hide_gpus_from_tensorflow
+
+    hide_gpus_from_tensorflow()  # TFDS may start TensorFlow, which must not claim a GPU
     split = split or "train"
     try:
         builder = tfds.builder(name, data_dir=data_dir or None)
     except tfds.core.registered.DatasetNotFoundError:
         raise JgenError(f"TFDS has no dataset named '{name}'") from None
-    if process_count > 1:
-        split = tfds.split_for_jax_process(split, process_index=process_index, process_count=process_count)
     features = builder.info.features
     if "image" not in features:
         raise JgenError(f"TFDS dataset '{name}' has no 'image' feature")
+    rebuild = f"tfds build {name} --file_format=array_record" + (f" --data_dir={data_dir}" if data_dir else "")
     try:
-        ds = builder.as_dataset(split=split, shuffle_files=False,
-                                decoders={"image": tfds.decode.SkipDecoding()})
-    except AssertionError:
+        records = builder.as_data_source(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    except (NotImplementedError, AssertionError, FileNotFoundError):
         where = data_dir or "~/tensorflow_datasets"
-        raise JgenError(f"TFDS dataset '{name}' is not prepared in {where}: run `tfds build {name}` "
-                        f"(or download_and_prepare on a connected machine) and pass data.data_dir") from None
+        if builder.is_prepared():
+            raise JgenError(f"TFDS dataset '{name}' in {where} is prepared as {builder.info.file_format.value} "
+                            f"only; jgen reads ArrayRecord (random access: O(1) resume): run `{rebuild}`") from None
+        raise JgenError(f"TFDS dataset '{name}' is not prepared in {where}: run `{rebuild}` "
+                        f"(on a connected machine, or with manual_dir) and pass data.data_dir") from None
     except (KeyError, ValueError) as e:
         raise JgenError(f"TFDS dataset '{name}' has no split '{split}': {e}") from None
-    num_examples = int(ds.cardinality())  # negative when unknown (e.g. under tfds.testing.mock_data)
-    channels = features["image"].shape[-1] or 3
     labelled = "label" in features and hasattr(features["label"], "num_classes")
-    num_classes = features["label"].num_classes if labelled else 0
+    binary = name.split("/")[0] == "dsprites"  # stored as 0/1 pixels; everything downstream expects 0..255
 
-    def element(ex):
-        label = tf.cast(ex["label"], tf.int32) if labelled else tf.constant(0, tf.int32)
-        return {"image": ex["image"], "label": label}
+    def read(i):
+        ex = records[i]
+        image = Image.open(io.BytesIO(ex["image"])).point(lambda v: v * 255) if binary else ex["image"]
+        return image, int(ex["label"]) if labelled else 0
 
-    def decode(image):
-        if image.dtype == tf.string:  # encoded bytes (SkipDecoding honoured)
-            image = tf.io.decode_image(image, channels=channels, expand_animations=False)
-        if name.split("/")[0] == "dsprites":  # stored as 0/1 pixels; everything downstream expects 0..255
-            image = image * 255
-        return tf.ensure_shape(image, [None, None, channels])
-
-    return Source(ds.map(element), decode, num_examples, num_classes, f"{name}:{split}", process_count > 1)
+    return Source(read, len(records), features["label"].num_classes if labelled else 0, f"{name}:{split}")
 
 
 def _readable(path: str) -> bool:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.verify()
@@ -129,13 +131,7 @@ def _folder(root: str) -> Source:
     top = [os.path.relpath(p, root).split(os.sep)[0] for p in good]
     classes = sorted({t for t, p in zip(top, good) if os.path.dirname(os.path.relpath(p, root))})
     labels = [classes.index(t) if t in classes else 0 for t in top]
-    ds = tf.data.Dataset.from_tensor_slices({"image": good, "label": np.asarray(labels, np.int32)})
-
-    def decode(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return tf.ensure_shape(image, [None, None, 3])
-
-    return Source(ds, decode, len(good), len(classes), f"folder:{root}")
+    return Source(lambda i: (good[i], labels[i]), len(good), len(classes), f"folder:{root}")
 
 
 def with_split(spec: str, split: str) -> str:
@@ -146,16 +142,15 @@ def with_split(spec: str, split: str) -> str:
     return f"{kind}:{rest.split(':')[0]}:{split}"
 
 
-def open_source(spec: str, data_dir: str = "", process_index: int = 0, process_count: int = 1) -> Source:
-    """Parses a source spec (see module docstring); a TFDS source opens this process's split of it."""
-    hide_gpus_from_tensorflow()  # every tf.data source starts here: TensorFlow must not claim a GPU
+def open_source(spec: str, data_dir: str = "") -> Source:
+    """Parses a source spec (see module docstring)."""
     kind, _, rest = spec.partition(":")
     if kind == "builtin":
         name, _, split = rest.partition(":")
         return _builtin(name, split)
     if kind == "tfds":
         name, _, split = rest.partition(":")
-        return _tfds(name, split, data_dir, process_index, process_count)
+        return _tfds(name, split, data_dir)
     if kind == "folder":
         return _folder(os.path.expanduser(rest))
     raise JgenError(f"unknown data source '{spec}' (builtin:mnist5k | tfds:NAME[:SPLIT] | folder:PATH)")

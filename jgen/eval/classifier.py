@@ -39,7 +39,7 @@ class Classifier(nn.Module):
 
 def _data_config(image_size, channels, crop=0):
     return ml_collections.ConfigDict(dict(image_size=image_size, channels=channels, crop=crop,
-                                          random_flip=False, shuffle_buffer=10000))
+                                          random_flip=False))
 
 
 def _loss(model, params, batch):
@@ -63,7 +63,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
     from jgen.data.sources import open_source, with_split
     from jgen.sharding import batch_sharding, check_batch, make_mesh, replicated
 
-    source = open_source(source_spec, data_dir, jax.process_index(), jax.process_count())
+    source = open_source(source_spec, data_dir)
     if source.num_classes < 2:
         raise JgenError(f"{source_spec} has no class labels to train a classifier on")
     mesh = make_mesh()
@@ -89,7 +89,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
     try:
         test = open_source(with_split(source_spec, test_split), data_dir)
         images = first_images(test, data, 10**9)
-        labels = np.concatenate([b["label"] for b in test.dataset.batch(4096).as_numpy_iterator()])
+        labels = test.labels(len(images))
         meta.update(test_split=test_split, test_accuracy=accuracy(model, params, images, labels),
                     num_test=len(labels))
     except JgenError as e:

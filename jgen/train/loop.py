@@ -11,6 +11,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm import tqdm
 
 from jgen.errors import JgenError
@@ -20,7 +21,9 @@ from jgen.train.logging import MetricsWriter
 
 
 class _StopRequest:
-    """Turns the first SIGTERM/SIGINT into a flag the loop checks after each step (save, then exit 0)."""
+    """Turns the first SIGTERM/SIGINT into a flag (save, then exit 0). One process checks it after each
+    step; several agree on it at each log and checkpoint step (`agreed`), since a save is a collective
+    that every process must enter at the same step: a pod's hosts see a preemption at different steps."""
 
     def __init__(self):
         self.requested = False
@@ -29,6 +32,12 @@ class _StopRequest:
     def _handle(self, signum, frame):
         self.requested = True
         signal.signal(signum, self._old[signum])  # a second signal acts as usual
+
+    def agreed(self) -> bool:
+        """Whether any process has been asked to stop (a collective: every process calls it together)."""
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
 
     def restore(self):
         for s, h in self._old.items():
@@ -83,6 +92,7 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
     max_nonfinite, log_every = config.train.max_nonfinite, config.train.log_every
     lr = "optim.gen.lr or optim.disc.lr" if "gen" in config.optim else "optim.lr"
     step, last_saved, last_logged, t0 = start, start, start, time.time()
+    several = jax.process_count() > 1
     counts, skipped_total = (jnp.int32(0), jnp.int32(0), jnp.int32(-1)), 0
     try:
         while step < total:
@@ -91,7 +101,8 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
             bar.update(1)
             counts = _tally(counts, metrics["skipped"], step, max_nonfinite)
             log, save = step % log_every == 0 or step == total, step % config.train.ckpt_every == 0 or step == total
-            if log or save or stop.requested:  # other steps read nothing: the host runs ahead of the device
+            halt = (stop.agreed() if log or save else False) if several else stop.requested
+            if log or save or halt:  # other steps read nothing: the host runs ahead of the device
                 metrics, (skipped_total, _, hit) = jax.device_get((metrics if log else {}, counts))
                 if hit >= 0:  # non-finite steps left the state as it was (jgen.train.step); too many in a row
                     raise JgenError(f"{max_nonfinite} non-finite steps in a row (steps {hit - max_nonfinite + 1}"
@@ -112,10 +123,10 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
                     save_grid(images, os.path.join(workdir, "samples", f"step_{step:07d}.png"))
             if eval_every and (step % eval_every == 0 or step == total):
                 writer.write(step, evaluate(state))
-            if save or stop.requested:
+            if save or halt:
                 _save(mgr, state, step)
                 last_saved = step
-            if stop.requested:
+            if halt:
                 print(f"\njgen: stop requested; saved step {step} in {workdir}; run the same command to resume")
                 break
         if last_saved != step:
