@@ -63,9 +63,12 @@ def _train(args, overrides) -> None:
 
 
 def _sample(args) -> None:
+    import io
+
     import jax
     import numpy as np
 
+    from jgen import files
     from jgen.applications import class_cond
     from jgen.families.base import Cond
     from jgen.images import save_grid
@@ -75,7 +78,9 @@ def _sample(args) -> None:
     images = run.sampler(args.num, not args.no_ema)(jax.random.PRNGKey(args.seed),
                                                     Cond(**class_cond(run, args.num, args.label, args.guidance)))
     uint8 = save_grid(jax.device_get(images), _out(args, "sample.png"))
-    np.savez_compressed(os.path.splitext(_out(args, "sample.png"))[0] + ".npz", images=uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, images=uint8)
+    files.write_bytes(os.path.splitext(_out(args, "sample.png"))[0] + ".npz", buf.getvalue())
     print(f"jgen: {args.num} samples from step {int(run.state.step)} -> {_out(args, 'sample.png')} (+ .npz)")
 
 
@@ -163,8 +168,13 @@ def _eval(args) -> None:
     from jgen.data.sources import with_split
     from jgen.eval import evaluate as E
 
+    import jax
+
+    from jgen.sharding import initialize
+
     names = E.parse_metrics(args.metrics)
     _positive(num=(args.num, 2), batch=(args.batch, 1))
+    initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
     run = _open(args)
     spec = run.config.data.source
     extractor = E.make_extractor(args.extractor, run.config.data.image_size, run.config.data.channels,
@@ -175,8 +185,9 @@ def _eval(args) -> None:
                         ema=not args.no_ema)
     out = args.out or os.path.join(args.workdir, "eval", (f"real_{args.real}" if args.real else
                                                           f"step_{report['step']:07d}") + ".json")
-    E.save_report(report, out)
-    print(f"jgen: {E.describe(report)} -> {out}")
+    if jax.process_index() == 0:  # every process computed the same report; one writes it
+        E.save_report(report, out)
+        print(f"jgen: {E.describe(report)} -> {out}")
 
 
 def _train_classifier(args) -> None:

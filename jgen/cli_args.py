@@ -72,7 +72,12 @@ def _train_parser(sub) -> None:
                    "whose get_config() returns an ml_collections.ConfigDict")
     t.add_argument("--workdir", metavar="DIR", help="run directory (default: runs/<config name>)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    d = t.add_argument_group("multi-process (several hosts, or several processes on one)")
+    _distributed_args(t)
+
+
+def _distributed_args(parser) -> None:
+    """--distributed / --coordinator / --num-processes / --process-id: one process per host."""
+    d = parser.add_argument_group("multi-process (several hosts, or several processes on one)")
     d.add_argument("--distributed", action="store_true", help="join a multi-process run that JAX detects "
                    "(TPU pod slices, SLURM, Open MPI); no address needed")
     d.add_argument("--coordinator", default="", metavar="HOST:PORT", help="address of process 0 "
@@ -208,6 +213,7 @@ def _eval_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
     _weights_args(e)
+    _distributed_args(e)
     e.add_argument("--num", type=int, default=10000, help="generated images (default 10000; the reference "
                    "set is the first NUM of the split, or all of it if smaller)")
     e.add_argument("--metrics", default="fid,kid,is,pr", help="comma list of fid,kid,is,pr (default all)")

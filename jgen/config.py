@@ -14,6 +14,7 @@ import os
 
 import ml_collections
 
+from jgen import files
 from jgen.configs import RECIPES, base
 from jgen.configs.rules import METRICS, check, check_hardware, flatten, halvings  # noqa: F401 (the public names)
 from jgen.errors import JgenError
@@ -116,8 +117,7 @@ def _tuples(value):
 
 
 def save_config(config: ml_collections.ConfigDict, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    files.write_text(path, json.dumps(config.to_dict(), indent=2, sort_keys=True))
 
 
 def _laid_over(defaults: dict, values: dict) -> dict:
@@ -136,8 +136,7 @@ RETIRED = (("data", "shuffle_buffer"),)  # each epoch is a full permutation sinc
 def read_config(path: str) -> ml_collections.ConfigDict:
     """Reads a config saved by `save_config` (JSON lists come back as the tuples they were), over the
     base config of its family, so a workdir written before a key existed reads with that key's default."""
-    with open(path) as f:
-        saved = _tuples(json.load(f))
+    saved = _tuples(json.loads(files.read_text(path)))
     if not isinstance(saved, dict):
         raise JgenError(f"{path} does not hold a saved jgen config")
     if saved.get("family") not in base.FAMILIES:

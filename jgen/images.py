@@ -1,11 +1,13 @@
 """Images at the edges: float [-1, 1] arrays <-> uint8, sample grids as PNG, input images and masks."""
 
+import io
 import math
 import os
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from jgen import files
 from jgen.errors import JgenError
 
 
@@ -33,12 +35,11 @@ def grid(images_uint8: np.ndarray, pad: int = 2, cols: int = 0) -> np.ndarray:
 
 
 def save_png(image_uint8: np.ndarray, path: str) -> None:
-    """Writes [H, W, 1|3] uint8 as PNG, atomically (a crash never leaves half a file)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    """Writes [H, W, 1|3] uint8 as PNG at a path or URL, whole (a crash never leaves half a file)."""
     mode_image = image_uint8[..., 0] if image_uint8.shape[-1] == 1 else image_uint8
-    tmp = path + ".tmp"
-    Image.fromarray(mode_image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    Image.fromarray(mode_image).save(buf, format="PNG")
+    files.write_bytes(path, buf.getvalue())
 
 
 def save_grid(images, path: str, cols: int = 0) -> np.ndarray:

@@ -12,6 +12,7 @@ import ml_collections
 from jax.sharding import Mesh
 from tqdm import tqdm
 
+from jgen import files
 from jgen.config import check, check_hardware, read_config, save_config
 from jgen.data.pipeline import cached, global_batches, prefetched
 from jgen.data.sources import open_source
@@ -19,7 +20,7 @@ from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
 from jgen.families import get_family
 from jgen.families.base import Cond, Family, check_cond, precision
-from jgen.sharding import batch_sharding, gather, make_mesh, replicated
+from jgen.sharding import batch_sharding, gather, make_mesh, replicated, state_sharding
 from jgen.train import checkpoint
 from jgen.train.loop import train_loop
 from jgen.train.step import TrainState, init_state, jit_train_step, state_shapes
@@ -86,8 +87,9 @@ def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
                            ema_params=params, model_state={}, rng=jax.random.PRNGKey(0))
         name = os.path.splitext(os.path.basename(weights.rstrip("/")))[0]
         return Run(config, get_family("diffusion"), state, mesh, os.path.join("runs", "pretrained-" + name))
+    files.check_workdir(workdir)
     path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    if not files.exists(path):
         raise JgenError(f"{workdir} is not a jgen run directory (no config.json): train first")
     config = read_config(path)
     check_hardware(config, mesh.devices.flat)
@@ -104,7 +106,8 @@ def _init_or_restore(family, config, mesh, workdir: str):
     checkpoint.check_saved_config(workdir, config)
     mgr = checkpoint.manager(workdir, keep=config.train.keep_checkpoints)  # the same collectives on every process
     if mgr.latest_step() is None:
-        return mgr, init_state(family, config, jax.random.PRNGKey(config.seed), replicated(mesh)), False
+        return mgr, init_state(family, config, jax.random.PRNGKey(config.seed),
+                               state_sharding(shapes, mesh, config.train)), False
     checkpoint.check_compatible(mgr, shapes, workdir, config)
     return mgr, checkpoint.restore_latest(family, config, mesh, mgr, quarantine=True), True
 
@@ -113,13 +116,11 @@ def train(config, workdir: str) -> str:
     """Trains config.train.steps steps in `workdir`, resuming from its newest good checkpoint; returns
     the final grid's path. Config, data and evaluator are checked before anything is written."""
     family: Family = get_family(config.family)
+    files.check_workdir(workdir)
     mesh = make_mesh()
     source = open_source(config.data.source, config.data.data_dir)
     check(config, devices=mesh.devices.size, num_classes=source.num_classes)
     check_hardware(config, mesh.devices.flat)
-    if config.eval.every and jax.process_count() > 1:
-        raise JgenError("eval.every runs in single-process training only; set eval.every=0 and run "
-                        "`jgen eval` on one host after training")
     evaluator = make_evaluator(config, mesh) if config.eval.every else None
     if config.data.cache:
         source = cached(source, config.data)

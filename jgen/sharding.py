@@ -5,6 +5,7 @@ through `initialize`; after that `jax.devices()` lists every device of every pro
 jitted step runs unchanged, each process feeding its own rows of the global batch.
 """
 
+import math
 import os
 
 import jax
@@ -47,6 +48,25 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading (batch) axis split over `data`; the rest replicated."""
     return NamedSharding(mesh, P("data"))
+
+
+def leaf_sharding(mesh: Mesh, shape, mode: str, min_size: int) -> NamedSharding:
+    """`replicated`, or for `fsdp` a leaf of at least `min_size` elements split over `data` along its
+    largest dimension that the device count divides (XLA then gathers it where a layer needs it whole).
+    Leaves with no such dimension, and small ones, whose gathers would cost more than they save, stay
+    replicated."""
+    n = mesh.devices.size
+    if mode == "fsdp" and n > 1 and math.prod(shape) >= min_size:
+        for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+            if shape[dim] % n == 0:
+                return NamedSharding(mesh, P(*(["data" if d == dim else None for d in range(len(shape))])))
+    return replicated(mesh)
+
+
+def state_sharding(shapes, mesh: Mesh, train) -> object:
+    """The sharding of every leaf of a state tree of ShapeDtypeStructs under train.param_sharding and
+    train.fsdp_min_size: parameters, EMA and optimiser moments alike (moments have their parameter's shape)."""
+    return jax.tree.map(lambda s: leaf_sharding(mesh, s.shape, train.param_sharding, train.fsdp_min_size), shapes)
 
 
 def check_batch(global_batch: int, mesh: Mesh, grad_accum: int = 1) -> int:

@@ -5,6 +5,7 @@ Shared by the check() tests (test_config.py) and the command-line tests (test_cl
 # The message must also name the override's key and fit on one line. Reused by a CLI-level test.
 BAD_VALUES = [
     ("ddpm_mnist5k", "train.matmul_precision=tf32", "one of highest | high | default"),
+    ("dcgan_mnist5k", "train.param_sharding=zero3", "one of replicated | fsdp"),
     ("ddpm_mnist5k", "seed=-1", "an int >= 0"),
     ("ddpm_mnist5k", "data.source=mnist", "builtin:NAME[:SPLIT], tfds:NAME[:SPLIT] or folder:PATH"),
     ("ddpm_mnist5k", "data.image_size=2", "an int in [4, 1024]"),

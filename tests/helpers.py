@@ -34,7 +34,10 @@ STRAIGHT = ["train.steps=6", "train.ckpt_every=2", "train.keep_checkpoints=5"]
 
 def cli_env(devices: int = 1) -> dict:
     """The environment of a `jgen` subprocess with `devices` fake CPU devices and a shared compile cache."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    # 8 fake devices' threads share 2 loaded cores with the other test worker: a collective may wait longer
+    # than XLA:CPU's default 40 s for its last participant to be scheduled
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
+                                     "--xla_cpu_collective_call_terminate_timeout_seconds=240",
                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
     env.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
     return env
@@ -108,8 +111,9 @@ def state_at(workdir, step):
     from jgen.train.step import state_shapes
 
     config = read_config(os.path.join(workdir, "config.json"))
-    target = checkpoint.abstract_like(state_shapes(get_family(config.family), config),
-                                      jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    shapes = state_shapes(get_family(config.family), config)
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = checkpoint.abstract_like(shapes, jax.tree.map(lambda _: one, shapes))
     return checkpoint.restore(checkpoint.manager(str(workdir), create=False), target, step)
 
 
@@ -168,3 +172,12 @@ def gaussian_model(sched, mu, s):
         eps = (x - jnp.sqrt(a) * mu) * jnp.sqrt(1 - a) / (a * s ** 2 + 1 - a)
         return S.x0_from_eps(sched, x, t, eps), eps
     return model_fn
+
+
+def free_port() -> int:
+    """A TCP port free now on localhost: a coordinator address for a multi-process test."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]

@@ -1,10 +1,12 @@
 """The evaluator end to end: classifier training, sharded feature extraction, reports, the trainer hook."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 
-from helpers import jgen, one_line_error, random_variables, run_jgen, tiny_gan_args
+from helpers import ROOT, cli_env, free_port, jgen, one_line_error, random_variables, run_jgen, tiny_gan_args
 from jgen.data.pipeline import first_images
 from jgen.data.sources import open_source
 from jgen.eval import evaluate as E
@@ -59,6 +61,23 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     pr = metrics.precision_recall(real_f, fake_f)
     assert abs(report["precision_classifier"] - pr[0]) <= 1 / 64 and abs(report["recall_classifier"] - pr[1]) <= 1 / 64
     assert abs(report["is_classifier"] - metrics.inception_score(fake_logits)[0]) < 1e-3 * report["is_classifier"]
+
+    # two processes (2 CPU devices each) score the same real test digits as one process: each embeds its
+    # share of every batch, all hold the gathered features, process 0 alone writes the report
+    args = ["eval", "--workdir", str(run), "--num", "96", "--batch", "32", "--extractor", "classifier",
+            "--classifier", str(cls), "--real", "test", "--metrics", "fid,kid"]
+    jgen(capsys, *args, "--cache-dir", tmp_path / "c1", "--out", tmp_path / "one.json")
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--cache-dir", str(tmp_path / "c2"),
+                               "--out", str(tmp_path / "two.json"), "--coordinator", f"localhost:{port}",
+                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=cli_env(2),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "FID (classifier features)" in outs[0][0] and "FID" not in outs[1][0]
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    for key in ("fid_classifier", "kid_classifier"):
+        assert abs(one[key] - two[key]) <= 1e-6 * abs(one[key]), (key, one[key], two[key])
 
     # bad input: one line, exit 2
     _, err = jgen(capsys, "eval", "--workdir", run, "--extractor", "inception", "--inception", tmp_path / "no.npz",

@@ -1,17 +1,17 @@
 """Faults and topology changes end on the uninterrupted trajectory: damaged checkpoints, non-finite
 steps, restoring on other device counts, and several processes training as one."""
 
+import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
 import jax
 import numpy as np
 
-from helpers import (ROOT, STRAIGHT, all_leaves, assert_same, cli_env, final_state, jgen, leaves, one_line_error,
-                     state_at, tiny_train_args, wait_for_checkpoint)
+from helpers import (MNIST_CONFIG, ROOT, STRAIGHT, TINY, all_leaves, assert_same, cli_env, final_state, free_port,
+                     jgen, leaves, one_line_error, run_jgen, state_at, tiny_train_args, wait_for_checkpoint)
 from jgen.config import read_config
 from jgen.families import get_family
 from jgen.train import checkpoint
@@ -72,19 +72,13 @@ def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path,
     assert '"skipped_steps": 1.0' in logged[3] and '"skipped_steps": 3.0' in logged[5]  # steps 4 and 6
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_then_one_device(tmp_path, capsys, straight_run):
     """Steps 1-2 by two processes of 4 CPU devices each (8 devices; JAX's gloo collectives over
     localhost), steps 3-4 restored onto 1 device: the one-device trajectory at step 2 and at step 4.
     Only process 0 writes logs and grids. (Restoring onto another multi-device mesh is the same
     replicated restore; a third leg on 4 devices cost CI a minute and showed nothing new.)"""
     workdir = tmp_path / "moved"
-    port = _free_port()
+    port = free_port()
     args = tiny_train_args(workdir, "train.steps=2", "train.ckpt_every=2", "train.keep_checkpoints=5")
     procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--coordinator", f"localhost:{port}",
                                "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=cli_env(4),
@@ -136,7 +130,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, capsys, st
     import time
 
     workdir = tmp_path / "preempted"
-    port = _free_port()
+    port = free_port()
     # a slow 1000-step DDPM grid at step 4 holds both processes there while the signal arrives
     args = tiny_train_args(workdir, *STRAIGHT, "train.log_every=1", "train.sample_every=4", "sample.sampler=ddpm",
                            "sample.num=64")
@@ -157,3 +151,28 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, capsys, st
     out, _ = jgen(capsys, *tiny_train_args(workdir, *STRAIGHT))
     assert f"at step {saved[0]}" in out and "6 steps done" in out
     assert_same(final_state(workdir), state_at(straight_run, 6), tol=1e-5)
+
+
+FSDP_TINY = ["train.param_sharding=fsdp", "train.fsdp_min_size=64"]  # the tiny model's leaves are small
+
+
+def test_fsdp_on_8_devices_equals_1_and_restores_onto_1_and_4(tmp_path, capsys, straight_run):
+    """Parameters, EMA and Adam moments split over 8 devices (XLA gathers them per layer): 4 steps land on
+    the one-device trajectory; checkpoint 4 restores onto 1 device here, and a replicated run on 4
+    devices resumes from it to step 6, again on the trajectory. XLA's memory analysis of the compiled
+    step shows the state per device shrunk toward 1/8 (the small leaves stay replicated)."""
+    workdir = tmp_path / "fsdp"
+    run_jgen(tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2", "train.keep_checkpoints=5",
+                             *FSDP_TINY), devices=8, check=True)
+    assert_same(state_at(workdir, 4), state_at(straight_run, 4), tol=1e-5)
+    proc = run_jgen(tiny_train_args(workdir, *STRAIGHT), devices=4, check=True)
+    assert "at step 4" in proc.stdout
+    assert_same(final_state(workdir), state_at(straight_run, 6), tol=1e-5)
+
+    sets = [a for item in TINY + FSDP_TINY[1:] for a in ("--set", item)]
+    proc = subprocess.run([sys.executable, "benchmarks/fsdp_memory.py", "--config", MNIST_CONFIG, *sets, "--json"],
+                          cwd=ROOT, env=cli_env(8), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert rows["replicated"]["sharded_leaves"] == 0 and rows["fsdp"]["sharded_leaves"] > 100
+    assert rows["ratio"] < 0.25, rows  # 1/8 for the split leaves; biases and norms stay whole

@@ -9,7 +9,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 # lowest first; a module belongs to the first prefix it starts with
 LAYERS = [
-    ("jgen.errors", "jgen.config", "jgen.configs", "jgen.images", "jgen.sharding", "jgen.host"),
+    ("jgen.errors", "jgen.files", "jgen.config", "jgen.configs", "jgen.images", "jgen.sharding", "jgen.host"),
     ("jgen.nn", "jgen.data", "jgen.diffusion", "jgen.interpolate"),
     ("jgen.families",),
     ("jgen.train", "jgen.eval"),

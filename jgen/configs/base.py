@@ -42,10 +42,12 @@ def _shared(family: str) -> ml_collections.ConfigDict:
     # matmul_precision: highest | high | default, the precision of every matmul and convolution of the
     # step and the samplers: highest keeps float32 float32 on GPUs (no TF32) and TPUs (no one-pass
     # bfloat16); default lets the backend choose, the faster path; grad_accum: micro-batches per step;
-    # max_nonfinite: NaN/inf steps in a row (each skipped) before the run stops
+    # max_nonfinite: NaN/inf steps in a row (each skipped) before the run stops; param_sharding:
+    # replicated (every device holds the whole state) | fsdp (parameters, EMA and optimiser state split
+    # over the devices, leaves of at least fsdp_min_size elements, for states beyond one device's memory)
     c.train = dict(steps=3000, batch_size=64, log_every=100, sample_every=1000,
                    ckpt_every=1000, keep_checkpoints=2, compute_dtype="float32", matmul_precision="highest",
-                   grad_accum=1, max_nonfinite=10)
+                   grad_accum=1, max_nonfinite=10, param_sharding="replicated", fsdp_min_size=2 ** 14)
     # every > 0: `jgen eval` every that many steps, logged as eval/* and saved in WORKDIR/eval/;
     # num: generated images per evaluation; metrics: comma list of fid, kid, is, pr; extractor:
     # inception (pytorch-fid's Inception-v3) | classifier (trained by `jgen train-classifier`);

@@ -72,6 +72,7 @@ SHARED_RULES = {
     "train.sample_every": ints(0), "train.ckpt_every": ints(1), "train.keep_checkpoints": ints(1),
     "train.compute_dtype": one_of("float32", "bfloat16"), "train.grad_accum": ints(1),
     "train.matmul_precision": one_of("highest", "high", "default"),
+    "train.param_sharding": one_of("replicated", "fsdp"), "train.fsdp_min_size": ints(1),
     "train.max_nonfinite": ints(1),
     "eval.every": ints(0), "eval.num": ints(2), "eval.metrics": METRIC_LIST,
     "eval.extractor": one_of("inception", "classifier"), "eval.split": TEXT, "eval.batch": ints(1),

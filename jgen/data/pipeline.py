@@ -1,17 +1,18 @@
 """The one input pipeline: source -> global shuffled order -> this process's rows -> decode/preprocess ->
 uint8 batch -> global array.
 
-The stream is a pure function of (seed, position): position p holds the record that Grain's index
-shuffle of epoch p // len(source) puts at p % len(source), computed without visiting anything before
-it. `batches(..., start_step=k)` therefore costs the same at step 10 as at step 10^6 and yields
-exactly what the uninterrupted stream yields from its k-th batch on; the checkpoint's step is the
-whole iterator state. Batches cross to the device as uint8 with each example's stream position;
+The stream is a pure function of (seed, position): position p holds the record that the seeded
+permutation of epoch p // len(source) puts at p % len(source) (`Order`), computed without visiting
+anything before it. `local_batches(..., start_step=k)` therefore costs the same at step 10 as at step
+10^6 and yields exactly what the uninterrupted stream yields from its k-th batch on; the checkpoint's
+step is the whole iterator state. Batches cross to the device as uint8 with each example's stream position;
 jgen.data.device normalises and flips them there, the flip a function of (seed, position).
 
-Decoding and resizing run in Grain's reader threads (PIL releases the GIL while it decodes), no
-TensorFlow involved.
+Grain runs the batches in reader threads ahead of the consumer (PIL releases the GIL while it decodes
+and resizes); no TensorFlow is involved.
 """
 
+import functools
 import io
 import os
 import queue
@@ -65,13 +66,13 @@ def preprocess(raw, size: int, channels: int, crop: int = 0) -> np.ndarray:
     return np.asarray(image, np.uint8).reshape(size, size, channels)
 
 
-def _examples(records, positions, data, ready: bool = False) -> dict:
+def _examples(source: Source, indices, positions, data, ready: bool = False) -> dict:
     """{'image': uint8 [n, S, S, C], 'label': int32 [n], 'index': int32 [n] (the stream positions)} for the
-    records at `positions`; `ready`: the records are preprocessed already (a cached source)."""
-    raws, labels = zip(*(records[p] for p in positions))
+    source's records at `indices`; `ready`: the records are preprocessed already (a cached source)."""
+    raws, labels = zip(*(source[i] for i in indices))
     images = raws if ready else [preprocess(raw, data.image_size, data.channels, data.crop) for raw in raws]
     return {"image": np.stack(images), "label": np.asarray(labels, np.int32),
-            "index": np.asarray([p % 2 ** 31 for p in positions], np.int32)}
+            "index": (np.asarray(positions, np.int64) % 2 ** 31).astype(np.int32)}
 
 
 def _read_ahead(blocks):
@@ -79,11 +80,25 @@ def _read_ahead(blocks):
     return blocks.to_iter_dataset(grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=2 * READ_THREADS))
 
 
-def stream(source: Source, seed: int):
-    """The training stream as a random-access Grain dataset: element p is the record at position p. Each
-    epoch is a permutation of the source by Grain's index shuffle, reseeded per epoch, so element p is
-    computed from (seed, p) alone."""
-    return grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+class Order:
+    """Stream position -> source index. Epoch e (positions [e n, (e + 1) n)) is the permutation of range(n)
+    that NumPy's PCG64 draws from the seed sequence (seed, e): the index at any position is a function
+    of (seed, position) alone, and reaching step 10^6 costs one permutation, as step 10 does."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+
+    @functools.lru_cache(maxsize=4)  # the epoch in use and its neighbour; reader threads share them
+    def permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def __call__(self, positions) -> np.ndarray:
+        epochs, offsets = np.divmod(np.asarray(positions, np.int64), self.n)
+        out = np.empty_like(offsets)
+        for e in np.unique(epochs):
+            here = epochs == e
+            out[here] = self.permutation(int(e))[offsets[here]]
+        return out
 
 
 def local_batches(source: Source, data, local_batch: int, seed: int, start_step: int = 0,
@@ -94,11 +109,12 @@ def local_batches(source: Source, data, local_batch: int, seed: int, start_step:
 
     data: image_size, channels, crop (random_flip is applied on the device).
     """
-    records, first = stream(source, seed), process_index * local_batch
+    order, first = Order(len(source), seed), process_index * local_batch
 
     def batch(step):
         start = step * local_batch * process_count + first
-        return _examples(records, range(start, start + local_batch), data, source.ready)
+        positions = np.arange(start, start + local_batch)
+        return _examples(source, order(positions), positions, data, source.ready)
     yield from _read_ahead(grain.MapDataset.range(start_step, END).map(batch))
 
 
@@ -151,7 +167,8 @@ def first_images(source: Source, data, num: int) -> np.ndarray:
     """The first `num` images of the source, in order, preprocessed, unflipped: float32 [n, S, S, C] in [-1, 1]."""
     num, block = min(num, len(source)), 256
     blocks = grain.MapDataset.range(0, num, block).map(
-        lambda i: _examples(source, range(i, min(i + block, num)), data, source.ready)["image"])
+        lambda i: _examples(source, range(i, min(i + block, num)), range(i, min(i + block, num)), data,
+                            source.ready)["image"])
     return from_uint8(np.concatenate(list(_read_ahead(blocks))))
 
 
@@ -166,7 +183,8 @@ def cached(source: Source, data, free_fraction: float = 0.5) -> Source:
                         f"only {free / 2 ** 30:.1f} GiB is free: set data.cache=false")
     block = 256
     blocks = grain.MapDataset.range(0, len(source), block).map(
-        lambda i: _examples(source, range(i, min(i + block, len(source))), data, source.ready))
+        lambda i: _examples(source, range(i, min(i + block, len(source))), range(i, min(i + block, len(source))),
+                            data, source.ready))
     parts = list(_read_ahead(blocks))
     images = np.concatenate([b["image"] for b in parts])
     labels = np.concatenate([b["label"] for b in parts])

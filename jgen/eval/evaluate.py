@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from jgen import files
 from jgen.config import METRICS
 from jgen.errors import JgenError
 from jgen.eval import metrics as M
@@ -106,15 +107,21 @@ def reference_features(data, spec: str, num: int, extractor: Extractor, mesh, ca
     cache_dir = cache_dir or DEFAULT_CACHE
     name = f"{spec}_{data.image_size}px{data.channels}c_crop{data.crop}_{extractor.ident}_{num}"
     path = os.path.join(cache_dir, re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".npz")
-    if os.path.exists(path):
+    cached = os.path.exists(path)
+    if jax.process_count() > 1:  # caches are per host: embed (a collective) unless every process has it
+        from jax.experimental import multihost_utils
+
+        cached = bool(np.all(multihost_utils.process_allgather(np.int32(cached))))
+    if cached:
         with np.load(path) as f:
             return f["features"], f["logits"], int(f["count"])
     images = to_uint8(first_images(open_source(spec, data.data_dir), data, num))
     features, logits = extract(extractor, images, mesh, desc="reference features")
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, features=features, logits=logits, count=len(images))
-    os.replace(tmp, path)
+    if jax.process_index() == 0:  # every process holds the same features; one writes the cache
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, features=features, logits=logits, count=len(images))
+        os.replace(tmp, path)
     return features, logits, len(images)
 
 
@@ -182,10 +189,7 @@ def evaluate(config, sampler, mesh, extractor: Extractor, num: int, names, ref_s
 
 
 def save_report(report: dict, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(path + ".tmp", path)
+    files.write_text(path, json.dumps(report, indent=1))
 
 
 def describe(report: dict) -> str:

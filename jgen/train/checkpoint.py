@@ -5,29 +5,35 @@ checkpoint from another model or a damaged directory is a clear error, never a s
 """
 
 import os
-import shutil
 
 import jax
 import orbax.checkpoint as ocp
 
+from jgen import files
 from jgen.config import flatten, read_config
 from jgen.errors import JgenError
-from jgen.sharding import replicated
+from jgen.sharding import state_sharding
 from jgen.train.step import state_shapes
+
+
+def checkpoint_dir(workdir: str) -> str:
+    """WORKDIR/checkpoints, absolute for a local path; a URL (gs://...) reaches Orbax unchanged."""
+    return os.path.join(workdir if files.is_url(workdir) else os.path.abspath(workdir), "checkpoints")
 
 
 def manager(workdir: str, keep: int = 3, create: bool = True) -> ocp.CheckpointManager:
     # cleanup: a save cut off by a crash leaves a temporary directory; the trainer removes it on start
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=True,
                                            cleanup_tmp_directories=create)
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                  item_handlers=ocp.StandardCheckpointHandler())
 
 
 def restore_latest(family, config, mesh, mgr, quarantine: bool = False):
     """The newest good checkpoint `mgr` holds, restored into the structure `init` builds for `config`,
-    replicated on `mesh`, whatever device count wrote it."""
-    return restore_newest_good(mgr, abstract_like(state_shapes(family, config), replicated(mesh)), quarantine)
+    laid out on `mesh` as config.train.param_sharding says, whatever device count and layout wrote it."""
+    shapes = state_shapes(family, config)
+    return restore_newest_good(mgr, abstract_like(shapes, state_sharding(shapes, mesh, config.train)), quarantine)
 
 
 def save(mgr: ocp.CheckpointManager, state) -> None:
@@ -35,9 +41,9 @@ def save(mgr: ocp.CheckpointManager, state) -> None:
     mgr.save(int(state.step), args=ocp.args.StandardSave(state))
 
 
-def abstract_like(state_shapes, sharding):
-    """ShapeDtypeStructs (from jax.eval_shape of init) placed on `sharding`: the restore target."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state_shapes)
+def abstract_like(state_shapes, shardings):
+    """ShapeDtypeStructs (from jax.eval_shape of init) placed on `shardings` (one per leaf): the restore target."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state_shapes, shardings)
 
 
 def _reason(e: Exception) -> str:
@@ -79,9 +85,8 @@ def restore_newest_good(mgr: ocp.CheckpointManager, target, quarantine: bool = F
             continue
         if quarantine and i and jax.process_index() == 0:
             damaged = os.path.join(os.path.dirname(str(mgr.directory)), "checkpoints.damaged")
-            os.makedirs(damaged, exist_ok=True)
             for bad in steps[:i]:
-                shutil.move(os.path.join(str(mgr.directory), str(bad)), os.path.join(damaged, str(bad)))
+                files.move(os.path.join(str(mgr.directory), str(bad)), os.path.join(damaged, str(bad)))
             mgr.reload()
         return state
 
@@ -121,7 +126,7 @@ def _changed_keys(saved, config) -> str:
 def check_saved_config(workdir: str, config) -> None:
     """Raises unless WORKDIR/config.json, when there is one, is a readable config of config's family."""
     path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
+    if not files.exists(path):
         return
     try:
         saved = read_config(path)
@@ -157,6 +162,6 @@ def check_compatible(mgr: ocp.CheckpointManager, shapes, workdir: str, config) -
             where = ("not in", "in") if diff in wanted else ("in", "not in")
             what = f"{diff} is {where[0]} checkpoint {step} but {where[1]} this config's state"
         path = os.path.join(workdir, "config.json")
-        changed = f" (config keys changed: {_changed_keys(read_config(path), config)})" if os.path.exists(path) else ""
+        changed = f" (config keys changed: {_changed_keys(read_config(path), config)})" if files.exists(path) else ""
         raise JgenError(f"workdir {workdir} holds a run of a different model: {what}{changed}; "
                         f"a structural change needs a new --workdir")

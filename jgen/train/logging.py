@@ -1,9 +1,11 @@
-"""Metrics to WORKDIR/metrics.jsonl and TensorBoard (WORKDIR/tb), from process 0 only."""
+"""Metrics to WORKDIR/metrics.jsonl and TensorBoard (WORKDIR/tb), from process 0 only; WORKDIR may be a URL."""
 
 import json
 import os
 
 import jax
+
+from jgen import files
 
 
 class MetricsWriter:
@@ -13,7 +15,7 @@ class MetricsWriter:
             return
         import tensorflow as tf
 
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        self._jsonl = files.open_append(os.path.join(workdir, "metrics.jsonl"))
         self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tb"))
 
     def write(self, step: int, metrics: dict) -> None:

@@ -13,7 +13,7 @@ import optax
 
 from jgen.data.device import model_inputs
 from jgen.families.base import Family, LossFamily, UpdateFamily, precision
-from jgen.sharding import batch_sharding, replicated
+from jgen.sharding import batch_sharding, replicated, state_sharding
 
 
 @flax.struct.dataclass
@@ -162,7 +162,8 @@ def train_step(family: Family, config, state: TrainState, batch):
 
 
 def jit_train_step(family, config, mesh):
-    """train_step as one jit over the mesh: the state replicated and donated, the batch split over `data`."""
+    """train_step as one jit over the mesh: the state donated, replicated or split as train.param_sharding
+    says (jgen.sharding.state_sharding), the batch split over `data`."""
+    shardings = state_sharding(state_shapes(family, config), mesh, config.train)
     return jax.jit(partial(train_step, family, config), donate_argnums=0,
-                   in_shardings=(replicated(mesh), batch_sharding(mesh)),
-                   out_shardings=(replicated(mesh), replicated(mesh)))
+                   in_shardings=(shardings, batch_sharding(mesh)), out_shardings=(shardings, replicated(mesh)))

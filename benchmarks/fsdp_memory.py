@@ -1,0 +1,78 @@
+"""Per-device state bytes of the compiled train step, train.param_sharding=replicated against fsdp, on
+8 devices (fake CPU devices unless a machine has 8): XLA's own `memory_analysis()` of each compiled
+step, so the figures are what the step's arguments occupy on one device, not an estimate.
+
+  python benchmarks/fsdp_memory.py                      # the CIFAR-10 U-Net (35.7M parameters)
+  python benchmarks/fsdp_memory.py --config ddpm_mnist5k --set model.ch=8 --json   # (tests use this)
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+if "jax" not in sys.modules and "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+
+
+def argument_bytes(config) -> dict:
+    """{'argument_bytes', 'sharded_leaves', 'leaves'} of the compiled step under config's param_sharding."""
+    import jax
+
+    from jgen.families import get_family
+    from jgen.sharding import batch_sharding, make_mesh, replicated, state_sharding
+    from jgen.train.step import jit_train_step, state_shapes
+
+    family, mesh = get_family(config.family), make_mesh()
+    shapes = state_shapes(family, config)
+    shardings = state_sharding(shapes, mesh, config.train)
+    state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
+    b, s, c = config.train.batch_size, config.data.image_size, config.data.channels
+    batch = {"image": jax.ShapeDtypeStruct((b, s, s, c), jax.numpy.uint8, sharding=batch_sharding(mesh)),
+             "label": jax.ShapeDtypeStruct((b,), jax.numpy.int32, sharding=batch_sharding(mesh)),
+             "index": jax.ShapeDtypeStruct((b,), jax.numpy.int32, sharding=batch_sharding(mesh))}
+    compiled = jit_train_step(family, config, mesh).lower(state, batch).compile()
+    leaves = jax.tree.leaves(shardings)
+    return dict(argument_bytes=compiled.memory_analysis().argument_size_in_bytes,
+                sharded_leaves=sum(not sh.is_fully_replicated for sh in leaves), leaves=len(leaves),
+                devices=mesh.devices.size)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="ddpm_cifar10")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help="print one JSON line, write nothing")
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    a = p.parse_args()
+    from jgen import host
+
+    host.configure()
+    from jgen.config import apply_overrides, load_config
+
+    rows = {}
+    for mode in ("replicated", "fsdp"):
+        config = apply_overrides(load_config(a.config), a.set + [f"train.param_sharding={mode}"])
+        rows[mode] = argument_bytes(config)
+    rows["ratio"] = rows["fsdp"]["argument_bytes"] / rows["replicated"]["argument_bytes"]
+    if a.json:
+        print(json.dumps(rows))
+        return
+    from benchmarks.timing import write_results
+
+    r, f = rows["replicated"], rows["fsdp"]
+    text = "\n".join([
+        "| param_sharding | argument MiB per device | leaves split over `data` |", "|---|---|---|",
+        f"| replicated | {r['argument_bytes'] / 2 ** 20:.1f} | 0 of {r['leaves']} |",
+        f"| fsdp | {f['argument_bytes'] / 2 ** 20:.1f} | {f['sharded_leaves']} of {f['leaves']} |",
+        f"| fsdp / replicated | {rows['ratio']:.3f} | (1/{f['devices']} = {1 / f['devices']:.3f}) |"])
+    heading = (f"Train-step state per device, {a.config} {' '.join(a.set)}, {f['devices']} devices, "
+               f"XLA memory_analysis, {time.strftime('%Y-%m-%d')} (`python benchmarks/fsdp_memory.py`)")
+    write_results(a.out, "fsdp-memory", heading, text, rows)
+
+
+if __name__ == "__main__":
+    main()
