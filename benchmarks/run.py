@@ -28,7 +28,8 @@ CASES = {
     "gpu": [("ddpm", "ddpm_cifar10", 128), ("dcgan", "dcgan_cifar10", 128), ("vae", "betavae_celeba64", 128)],
 }
 VARIANTS = {"quick": [("jgen", "float32"), ("torch", "eager")],
-            "full": [("jgen", "float32"), ("torch", "eager"), ("jgen", "bfloat16"), ("torch", "compile")]}
+            "full": [("jgen", "float32"), ("torch", "eager"), ("jgen", "bfloat16"), ("torch", "compile"),
+                     ("jgen", "loop")]}
 FIGURES = [("train_img_s", "train images/s", True), ("sample_img_s", "sampling images/s", True),
            ("peak_mib", "peak memory MiB", False), ("first_step_s", "first step s (jit/compile)", False),
            ("mfu", "MFU (XLA's step FLOPs / time / the chip's dense peak)", True)]
@@ -52,7 +53,8 @@ def run_worker(framework, variant, config, batch, gpu, repeats, timeout):
 
 
 def name(framework, variant):
-    return {"float32": "jgen f32", "bfloat16": "jgen bf16", "eager": "torch eager", "compile": "torch.compile"}[variant]
+    return {"float32": "jgen f32", "bfloat16": "jgen bf16", "eager": "torch eager", "compile": "torch.compile",
+            "loop": "jgen loop"}[variant]
 
 
 def summarise(rows):
@@ -72,7 +74,8 @@ def summarise(rows):
 def table(summary, variants):
     names = [name(*v) for v in variants]
     ratios = [(a, b) for a, b in (("jgen f32", "torch eager"), ("jgen f32", "torch.compile"),
-                                   ("jgen bf16", "torch eager"), ("jgen bf16", "torch.compile")) if a in names and b in names]
+                                   ("jgen bf16", "torch eager"), ("jgen bf16", "torch.compile"),
+                                   ("jgen loop", "jgen f32")) if a in names and b in names]
     head = ["case", "figure"] + names + [f"{a} / {b}" for a, b in ratios]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (family, config, batch), vs in summary.items():
@@ -93,7 +96,7 @@ def chart(summary, variants, path):
 
     names = [name(*v) for v in variants]
     colors = {"jgen f32": (31, 119, 180), "jgen bf16": (174, 199, 232), "torch eager": (214, 39, 40),
-              "torch.compile": (255, 152, 150)}
+              "torch.compile": (255, 152, 150), "jgen loop": (44, 160, 44)}
     groups = [(f"{f} {c} b{b}", key, vs) for (f, c, b), vs in summary.items() for key in ("train_img_s", "sample_img_s")]
     bar, gap, h, top = 14, 30, 300, 40
     width = 60 + len(groups) * (len(names) * bar + gap)
@@ -108,7 +111,7 @@ def chart(summary, variants, path):
     x = 60
     for label, key, vs in groups:
         for n in names:
-            if n in vs and "torch eager" in vs:
+            if key in vs.get(n, {}) and "torch eager" in vs:
                 r = vs[n][key] / vs["torch eager"][key]
                 d.rectangle([x, y0 - h * r / vmax, x + bar - 2, y0], fill=colors[n])
             x += bar

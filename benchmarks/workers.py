@@ -2,7 +2,8 @@
 
 jgen runs the trainer's jitted `train_step` (state donated, as the trainer does) and the family's `sample`;
 PyTorch runs the twins (benchmarks/twins) with the same networks, losses and optimiser, eager or
-under torch.compile. Both train on one fixed random batch, so no input pipeline is timed.
+under torch.compile. Both train on one fixed random batch, so no input pipeline is timed, except in jgen's
+`loop` variant, which runs the real `jgen.run.train` on the offline digits resized to the recipe's shape.
 Prints one line `RESULT {json}`: train and sampling images/s (medians of timed windows after a
 warm-up), the first step's seconds (tracing and compiling included) and peak memory of the timed
 training steps: on CPU the resident high-water mark, restarted after the first step (so compiling
@@ -68,7 +69,34 @@ def first_and_timed(fn, arg, sync, repeats, inner, after_first=lambda: None):
     return first, timed(fn, arg, repeats=repeats, inner=inner, sync=sync)
 
 
+def jgen_loop_worker(config, batch, gpu, steps: int = 240, window: int = 40):
+    """train images/s of the real `jgen.run.train` path (input pipeline, prefetch thread, uint8 batches
+    normalised on the device, logging, non-finite bookkeeping, a checkpoint at the end) on the offline
+    digits resized to the recipe's shape, from its own log windows after the first (which compiles)."""
+    import tempfile
+
+    from jgen import host
+
+    host.configure()
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", True)  # the host may run ahead, as on accelerators
+    from jgen.run import train
+
+    with tempfile.TemporaryDirectory() as workdir:
+        config = apply_overrides(config, [f"train.batch_size={batch}", f"train.steps={steps}",
+                                          f"train.log_every={window}", "train.sample_every=0",
+                                          f"train.ckpt_every={steps}", "sample.num=4", "eval.every=0",
+                                          "data.source=builtin:mnist5k:train", "condition.kind=none"])
+        train(config, workdir)
+        rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    rates = sorted(r["steps_per_sec"] for r in rows[1:])
+    return dict(train_img_s=batch * rates[len(rates) // 2], device=jax.devices()[0].device_kind)
+
+
 def jgen_worker(config, batch, variant, gpu, repeats):
+    if variant == "loop":
+        return jgen_loop_worker(config, batch, gpu)
     from jgen import host
 
     host.configure()  # what the `jgen` command applies first (CPU only)
@@ -178,7 +206,8 @@ def torch_worker(config, batch, variant, gpu, repeats):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--framework", choices=("jgen", "torch"), required=True)
-    p.add_argument("--variant", required=True, help="jgen: float32 | bfloat16; torch: eager | compile")
+    p.add_argument("--variant", required=True, help="jgen: float32 | bfloat16 | loop (the real train loop, "
+                   "float32); torch: eager | compile")
     p.add_argument("--config", required=True, help="a packaged recipe name (jgen/configs/)")
     p.add_argument("--set", action="append", default=[], help="config override")
     p.add_argument("--batch", type=int, required=True)

@@ -72,8 +72,8 @@ def _keep_freed_memory() -> None:
 
 
 def hide_gpus_from_tensorflow() -> None:
-    """tf.data only feeds; the accelerators belong to JAX, so TensorFlow must not claim their memory.
-    jgen.data.sources.open_source calls it, so every path that reads data through TensorFlow has it."""
+    """TensorFlow only reads TFDS metadata and writes TensorBoard; the accelerators belong to JAX, so it
+    must not claim their memory. jgen.data.sources calls it before a TFDS source opens."""
     import tensorflow as tf
 
     try:

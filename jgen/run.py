@@ -14,13 +14,13 @@ from tqdm import tqdm
 
 from jgen import files
 from jgen.config import check, check_hardware, read_config, save_config
-from jgen.data.pipeline import cached, global_batches, prefetched
+from jgen.data.pipeline import cache_refusal, cached, global_batches, prefetched
 from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
 from jgen.families import get_family
 from jgen.families.base import Cond, Family, check_cond, precision
-from jgen.sharding import batch_sharding, gather, make_mesh, replicated, state_sharding
+from jgen.sharding import any_process, batch_sharding, gather, make_mesh, replicated, state_sharding
 from jgen.train import checkpoint
 from jgen.train.loop import train_loop
 from jgen.train.step import TrainState, init_state, jit_train_step, state_shapes
@@ -39,8 +39,12 @@ class Run:
     _compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def variables(self, ema: bool = True) -> dict:
-        """What the family's sample/decode/encode take: the EMA or the raw generator parameters."""
+        """What the family's sample/decode/encode take: the EMA or the raw generator parameters. Under
+        train.param_sharding=fsdp they are gathered whole once here, not once per layer per sampler step
+        (a 1000-step DDPM grid would gather every weight 1000 times); the optimiser state stays split."""
         params = self.state.ema_params if ema else self.family.generator(self.state.params)
+        if self.config.train.param_sharding == "fsdp":
+            params = jax.device_put(params, replicated(self.mesh))
         return {"params": params, "model_state": self.state.model_state}
 
     def jit(self, name: str, fn, **kwargs):
@@ -121,10 +125,13 @@ def train(config, workdir: str) -> str:
     source = open_source(config.data.source, config.data.data_dir)
     check(config, devices=mesh.devices.size, num_classes=source.num_classes)
     check_hardware(config, mesh.devices.flat)
+    refusal = cache_refusal(source, config.data) if config.data.cache else ""
+    if any_process(bool(refusal)):  # every process stops, or none
+        raise JgenError(refusal or "data.cache=true does not fit in another process's memory: set data.cache=false")
     evaluator = make_evaluator(config, mesh) if config.eval.every else None
-    if config.data.cache:
-        source = cached(source, config.data)
     mgr, state, resumed = _init_or_restore(family, config, mesh, workdir)
+    if config.data.cache:  # after the workdir checks: a wrong --workdir is not told after a long decode
+        source = cached(source, config.data)
     lead = jax.process_index() == 0
     if lead:
         save_config(config, os.path.join(workdir, "config.json"))

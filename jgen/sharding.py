@@ -80,6 +80,15 @@ def check_batch(global_batch: int, mesh: Mesh, grad_accum: int = 1) -> int:
     return global_batch // jax.process_count()
 
 
+def any_process(flag: bool) -> bool:
+    """Whether `flag` holds on any process (a collective when there are several: all must call it)."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
 def gather(x) -> np.ndarray:
     """A global array as one NumPy array on every process (a collective: every process must call it)."""
     if jax.process_count() == 1:

@@ -76,3 +76,14 @@ def test_bfloat16_on_a_gpu_without_bf16_is_one_line_and_writes_nothing(tmp_path,
     for devices in ([gpu("NVIDIA A100-SXM4-80GB", "8.0"), gpu("NVIDIA H200", "9.0")], jax.devices()):
         check_hardware(bf16, devices)
     check_hardware(load_config("dcgan_mnist5k"), [v100])
+
+
+def test_a_data_cache_that_would_not_fit_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    from jgen.data import pipeline
+
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 2 ** 20)  # a 1 MiB machine
+    workdir = tmp_path / "run"
+    _, err = jgen(capsys, "train", "--config", "dcgan_mnist5k", "--workdir", workdir, "--set", "data.cache=true",
+                  code=2)
+    one_line_error(err, "data.cache=true would hold")
+    assert "set data.cache=false" in err and not workdir.exists()

@@ -7,12 +7,11 @@ import sys
 import numpy as np
 
 from helpers import ROOT, cli_env, free_port, jgen, one_line_error, random_variables, run_jgen, tiny_gan_args
-from jgen.data.pipeline import first_images
+from jgen.data.pipeline import images_at, uniform_subset
 from jgen.data.sources import open_source
 from jgen.eval import evaluate as E
 from jgen.eval import metrics
 from jgen.eval.classifier import Classifier
-from jgen.images import to_uint8
 from jgen.run import open_run
 from jgen.sharding import make_mesh
 
@@ -54,7 +53,7 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     mesh = trained.mesh
     extractor = E.classifier_extractor(str(cls), 8, 1)
     fake = E.generate(trained.sampler, 64, batch=32, seed=0)
-    real = to_uint8(first_images(open_source("builtin:mnist5k:test"), trained.config.data, 64))
+    real = E.subset_images(trained.config.data, "builtin:mnist5k:test", 64, E.REFERENCE_SEED)
     real_f, _ = E.extract(extractor, real, mesh)
     fake_f, fake_logits = E.extract(extractor, fake, mesh)
     assert abs(report["fid_classifier"] - metrics.fid_from_features(real_f, fake_f)) < 1e-3 * report["fid_classifier"]
@@ -83,3 +82,28 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     _, err = jgen(capsys, "eval", "--workdir", run, "--extractor", "inception", "--inception", tmp_path / "no.npz",
                   code=2)
     one_line_error(err, "convert-inception")
+
+
+def test_uniform_subsets_represent_a_class_sorted_split():
+    """mnist5k's train split is sorted by class (its first 1,000 digits are 0s, 1s and a few 2s). A uniform
+    subset of 1,000 holds every class within 20% of 100; two disjoint uniform subsets are far closer in
+    FID (on 7x7-pooled pixels) than the first 1,000 digits are to either."""
+    import ml_collections
+
+    source = open_source("builtin:mnist5k:train")
+    data = ml_collections.ConfigDict(dict(image_size=28, channels=1, crop=0, random_flip=False))
+    a = uniform_subset(source, 1000, seed=0)
+    b = np.setdiff1d(uniform_subset(source, 2000, seed=0), a)  # positions 1,000-1,999 of the same permutation
+    assert len(a) == len(b) == 1000 and not np.intersect1d(a, b).size
+    np.testing.assert_array_equal(a, uniform_subset(source, 1000, seed=0))  # same seed, same subset
+    labels = np.array([source[i][1] for i in a])
+    assert np.all(np.abs(np.bincount(labels, minlength=10) - 100) <= 20), np.bincount(labels)
+    assert np.bincount([source[i][1] for i in range(1000)], minlength=10)[3:].sum() == 0  # the first-N subset
+
+    def pooled(indices):  # [n, 49] float64: 4x4 block means of the 28x28 digits
+        x = images_at(source, data, indices).astype(np.float64)[..., 0]
+        return x.reshape(-1, 7, 4, 7, 4).mean(axis=(2, 4)).reshape(len(x), 49)
+
+    ref = pooled(a)
+    uniform_fid, first_fid = metrics.fid_from_features(ref, pooled(b)), metrics.fid_from_features(ref, pooled(range(1000)))
+    assert uniform_fid * 10 < first_fid, (uniform_fid, first_fid)

@@ -24,7 +24,6 @@ import numpy as np
 from PIL import Image
 
 from jgen.data.sources import Source
-from jgen.errors import JgenError
 from jgen.images import from_uint8
 from jgen.sharding import batch_sharding
 
@@ -58,6 +57,8 @@ def preprocess(raw, size: int, channels: int, crop: int = 0) -> np.ndarray:
         image.draft(image.mode, (-(-w * size // side), -(-h * size // side)))
         side = min(image.size[0] * side // w, *image.size)
         w, h = image.size
+    if image.mode == "I" or image.mode.startswith("I;16"):  # 16-bit PNG: keep the top 8 bits (convert() clips)
+        image = Image.fromarray(np.clip(np.asarray(image).astype(np.int64) >> 8, 0, 255).astype(np.uint8))
     image = image.convert("L" if channels == 1 else "RGB")
     left, top = (w - side) // 2, (h - side) // 2
     image = image.crop((left, top, left + side, top + side))
@@ -75,9 +76,10 @@ def _examples(source: Source, indices, positions, data, ready: bool = False) -> 
             "index": (np.asarray(positions, np.int64) % 2 ** 31).astype(np.int32)}
 
 
-def _read_ahead(blocks):
-    """A Grain MapDataset of example blocks, made by reader threads ahead of the consumer, in order."""
-    return blocks.to_iter_dataset(grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=2 * READ_THREADS))
+def _read_ahead(blocks, threads: int = READ_THREADS):
+    """A Grain MapDataset of example blocks, made by `threads` reader threads ahead of the consumer (0: made
+    on the consumer's thread when asked for), in order."""
+    return blocks.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * threads))
 
 
 class Order:
@@ -102,7 +104,7 @@ class Order:
 
 
 def local_batches(source: Source, data, local_batch: int, seed: int, start_step: int = 0,
-                  process_index: int = 0, process_count: int = 1):
+                  process_index: int = 0, process_count: int = 1, threads: int = READ_THREADS):
     """This process's numpy batches {'image': uint8 [b, S, S, C], 'label': [b] int32, 'index': [b] int32 (each
     example's position in the stream)} from `start_step`: rows [p b, (p + 1) b) of each global batch of
     the one stream, so the stream does not depend on the process count.
@@ -115,19 +117,20 @@ def local_batches(source: Source, data, local_batch: int, seed: int, start_step:
         start = step * local_batch * process_count + first
         positions = np.arange(start, start + local_batch)
         return _examples(source, order(positions), positions, data, source.ready)
-    yield from _read_ahead(grain.MapDataset.range(start_step, END).map(batch))
+    yield from _read_ahead(grain.MapDataset.range(start_step, END).map(batch), threads)
 
 
-def global_batches(source: Source, data, local_batch: int, mesh, seed: int, start_step: int = 0):
+def global_batches(source: Source, data, local_batch: int, mesh, seed: int, start_step: int = 0,
+                   threads: int = READ_THREADS):
     """Global `jax.Array` batches sharded over the mesh's data axis; `local_batch` is this process's share."""
     sharding = batch_sharding(mesh)
     for batch in local_batches(source, data, local_batch, seed, start_step, jax.process_index(),
-                               jax.process_count()):
+                               jax.process_count(), threads):
         yield {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
 
 
 def prefetched(batches, size: int = 2):
-    """The same batches in the same order, `size` of them made ahead on a background thread: the tf.data
+    """The same batches in the same order, `size` of them made ahead on a background thread: the reader
     work and the host-to-device copy of the next steps overlap the device's work on this one instead of
     following it. An error in the producer is raised here, at the batch it stopped."""
     ready, stop, end = queue.Queue(maxsize=size), threading.Event(), object()
@@ -163,24 +166,50 @@ def prefetched(batches, size: int = 2):
         producer.join()
 
 
-def first_images(source: Source, data, num: int) -> np.ndarray:
-    """The first `num` images of the source, in order, preprocessed, unflipped: float32 [n, S, S, C] in [-1, 1]."""
-    num, block = min(num, len(source)), 256
-    blocks = grain.MapDataset.range(0, num, block).map(
-        lambda i: _examples(source, range(i, min(i + block, num)), range(i, min(i + block, num)), data,
-                            source.ready)["image"])
+def images_at(source: Source, data, indices) -> np.ndarray:
+    """The source's images at `indices`, in that order, preprocessed, unflipped: float32 [n, S, S, C] in [-1, 1]."""
+    indices, block = np.asarray(indices, np.int64), 256
+    blocks = grain.MapDataset.range(0, len(indices), block).map(
+        lambda i: _examples(source, indices[i:i + block], indices[i:i + block], data, source.ready)["image"])
     return from_uint8(np.concatenate(list(_read_ahead(blocks))))
 
 
-def cached(source: Source, data, free_fraction: float = 0.5) -> Source:
+def first_images(source: Source, data, num: int) -> np.ndarray:
+    """The first `num` images of the source, in order (see images_at)."""
+    return images_at(source, data, range(min(num, len(source))))
+
+
+def uniform_subset(source: Source, num: int, seed: int) -> np.ndarray:
+    """Indices of min(num, len(source)) records drawn uniformly without replacement, a function of the
+    seed (epoch 0 of `Order`), sorted. A dataset's first records are no sample of it: mnist5k's train
+    split, and any folder of class subfolders, is sorted by class."""
+    return np.sort(Order(len(source), seed)(np.arange(min(num, len(source)))))
+
+
+def available_memory() -> int:
+    """Bytes the kernel could hand out now without swapping (MemAvailable: free plus reclaimable cache)."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):  # not Linux
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def cache_refusal(source: Source, data, sharers: int = 1, fraction: float = 0.5) -> str:
+    """Why `cached` would not fit ("" when it would): the decoded array may take at most `fraction` of
+    the memory available now, shared by `sharers` processes on this host that each hold a copy."""
+    need, free = len(source) * data.image_size ** 2 * data.channels, available_memory()
+    if need * sharers <= fraction * free:
+        return ""
+    return (f"data.cache=true would hold {need / 2 ** 30:.1f} GiB of decoded images in memory "
+            f"{'per process ' if sharers > 1 else ''}but only {free / 2 ** 30:.1f} GiB is available: "
+            "set data.cache=false")
+
+
+def cached(source: Source, data) -> Source:
     """The source decoded and preprocessed once into memory (uint8 [N, S, S, C]): later epochs, and
-    resumed runs' first ones, cost an array lookup per image. Refused when the array would take more
-    than `free_fraction` of the memory free now."""
-    need = len(source) * data.image_size ** 2 * data.channels
-    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if need > free_fraction * free:
-        raise JgenError(f"data.cache=true would hold {need / 2 ** 30:.1f} GiB of decoded images in memory but "
-                        f"only {free / 2 ** 30:.1f} GiB is free: set data.cache=false")
+    resumed runs' first ones, cost an array lookup per image. Check `cache_refusal` first."""
     block = 256
     blocks = grain.MapDataset.range(0, len(source), block).map(
         lambda i: _examples(source, range(i, min(i + block, len(source))), range(i, min(i + block, len(source))),

@@ -59,7 +59,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
                      crop: int = 0, test_split: str = "test") -> dict:
     """Trains with Adam on the labelled source, reports test accuracy, writes OUT/classifier.{msgpack,json}."""
     from jgen.data.device import model_inputs
-    from jgen.data.pipeline import first_images, global_batches, prefetched
+    from jgen.data.pipeline import first_images, global_batches
     from jgen.data.sources import open_source, with_split
     from jgen.sharding import batch_sharding, check_batch, make_mesh, replicated
 
@@ -79,13 +79,13 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, acc
 
-    batches = prefetched(global_batches(source, data, check_batch(batch_size, mesh), mesh, seed=seed))
+    # Batches made on this thread (the classifier's step is too small to hide reading behind): with reader
+    # threads busy while the first step ran, its all-reduce over 8 fake CPU devices on 2 cores hung in 4 of
+    # 9 runs with a fresh compile (XLA:CPU; 0 of 5 without the threads)
+    batches = global_batches(source, data, check_batch(batch_size, mesh), mesh, seed=seed, threads=0)
     bar = tqdm(range(steps), desc="train-classifier", unit="step", mininterval=1.0 if os.isatty(2) else 30.0)
-    try:
-        for _ in bar:
-            params, opt_state, loss, acc = step(params, opt_state, next(batches))
-    finally:
-        batches.close()  # the reader thread ends here, as the trainer's does
+    for _ in bar:
+        params, opt_state, loss, acc = step(params, opt_state, next(batches))
     bar.close()
     meta = dict(source=source_spec, image_size=image_size, channels=channels, crop=crop,
                 num_classes=source.num_classes, features=FEATURES, steps=steps, final_loss=float(loss))

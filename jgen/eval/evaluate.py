@@ -24,7 +24,7 @@ from jgen.config import METRICS
 from jgen.errors import JgenError
 from jgen.eval import metrics as M
 from jgen.images import from_uint8, to_uint8
-from jgen.sharding import batch_sharding, gather, replicated
+from jgen.sharding import any_process, batch_sharding, gather, replicated
 
 DEFAULT_CACHE = os.path.expanduser("~/.cache/jgen/reference")
 
@@ -99,29 +99,34 @@ def generate(sampler, num: int, batch: int, seed: int = 0) -> np.ndarray:
     return np.concatenate(out)[:num]
 
 
-def reference_features(data, spec: str, num: int, extractor: Extractor, mesh, cache_dir: str = ""):
-    """(features, logits, count) of the first `num` images of `spec` (fewer if the split is smaller), cached."""
-    from jgen.data.pipeline import first_images
+REFERENCE_SEED, REAL_SEED = 0, 1  # the uniform subsets of a split that references and --real samples are
+
+
+def subset_images(data, spec: str, num: int, seed: int) -> np.ndarray:
+    """uint8 images of a uniform subset of `num` records of `spec` (the whole split if smaller)."""
+    from jgen.data.pipeline import images_at, uniform_subset
     from jgen.data.sources import open_source
 
-    cache_dir = cache_dir or DEFAULT_CACHE
-    name = f"{spec}_{data.image_size}px{data.channels}c_crop{data.crop}_{extractor.ident}_{num}"
-    path = os.path.join(cache_dir, re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".npz")
-    cached = os.path.exists(path)
-    if jax.process_count() > 1:  # caches are per host: embed (a collective) unless every process has it
-        from jax.experimental import multihost_utils
+    source = open_source(spec, data.data_dir)
+    return to_uint8(images_at(source, data, uniform_subset(source, num, seed)))
 
-        cached = bool(np.all(multihost_utils.process_allgather(np.int32(cached))))
-    if cached:
+
+def reference_features(data, spec: str, num: int, extractor: Extractor, mesh, cache_dir: str = ""):
+    """(features, logits, count) of a uniform subset of `num` images of `spec` (seed REFERENCE_SEED; the
+    whole split if smaller), cached."""
+    cache_dir = cache_dir or DEFAULT_CACHE
+    name = f"{spec}_{data.image_size}px{data.channels}c_crop{data.crop}_{extractor.ident}_{num}_uniform{REFERENCE_SEED}"
+    path = os.path.join(cache_dir, re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".npz")
+    # caches are per host: embed (a collective) unless every process has one; each writes its own
+    if not any_process(not os.path.exists(path)):
         with np.load(path) as f:
             return f["features"], f["logits"], int(f["count"])
-    images = to_uint8(first_images(open_source(spec, data.data_dir), data, num))
+    images = subset_images(data, spec, num, REFERENCE_SEED)
     features, logits = extract(extractor, images, mesh, desc="reference features")
-    if jax.process_index() == 0:  # every process holds the same features; one writes the cache
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, features=features, logits=logits, count=len(images))
-        os.replace(tmp, path)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{path}.{jax.process_index()}.tmp.npz"  # hosts sharing a filesystem write apart, rename whole
+    np.savez(tmp, features=features, logits=logits, count=len(images))
+    os.replace(tmp, path)
     return features, logits, len(images)
 
 
@@ -166,23 +171,22 @@ def evaluate(config, sampler, mesh, extractor: Extractor, num: int, names, ref_s
     """One report: `num` images from `sampler` (see `generate`; jgen.run's Run.sampler) against up to
     `num` images of `ref_spec`, by `extractor`; `step` and `ema` only label the report.
 
-    With `real_spec`, the first `num` images of that dataset split stand in for the samples: the score
-    real data gets, which is the floor a generator can be compared against.
+    With `real_spec`, a uniform subset of `num` images of that dataset split (seed REAL_SEED) stands in
+    for the samples: the score real data gets, which is the floor a generator can be compared against.
     """
-    from jgen.data.pipeline import first_images
-    from jgen.data.sources import open_source
-
     real, _, ref_count = reference_features(config.data, ref_spec, num, extractor, mesh, cache_dir)
     t0 = time.time()
     if real_spec:
-        images = to_uint8(first_images(open_source(real_spec, config.data.data_dir), config.data, num))
+        images = subset_images(config.data, real_spec, num, REAL_SEED)
     else:
         images = generate(sampler, num, batch, seed)
     t1 = time.time()
     fake, logits = extract(extractor, images, mesh, desc="sample features")
     suffix = "" if extractor.name == "inception" else "_" + extractor.name
     report = dict(step=step, extractor=extractor.ident, samples=real_spec or "generated",
-                  num_generated=len(images), reference=ref_spec, num_reference=ref_count, ema=ema,
+                  samples_subset=f"uniform without replacement, seed {REAL_SEED}" if real_spec else "",
+                  num_generated=len(images), reference=ref_spec, num_reference=ref_count,
+                  reference_subset=f"uniform without replacement, seed {REFERENCE_SEED}", ema=ema,
                   **compute_metrics(real, fake, logits, names, suffix))
     report["seconds"] = dict(sampling=round(t1 - t0, 1), features_and_metrics=round(time.time() - t1, 1))
     return report

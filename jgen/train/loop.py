@@ -11,11 +11,11 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from tqdm import tqdm
 
 from jgen.errors import JgenError
 from jgen.images import save_grid
+from jgen.sharding import any_process
 from jgen.train import checkpoint
 from jgen.train.logging import MetricsWriter
 
@@ -35,9 +35,7 @@ class _StopRequest:
 
     def agreed(self) -> bool:
         """Whether any process has been asked to stop (a collective: every process calls it together)."""
-        from jax.experimental import multihost_utils
-
-        return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
+        return any_process(self.requested)
 
     def restore(self):
         for s, h in self._old.items():
