@@ -93,7 +93,8 @@ def _sample_parser(sub) -> None:
                        "Writes a PNG grid to --out and the uint8 images [N, H, W, C] to the same path with .npz.")
     s.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
     _weights_args(s)
-    s.add_argument("--sampler", choices=["ddim", "ddpm"], help="diffusion: DDIM (few steps) or DDPM (all T steps)")
+    s.add_argument("--sampler", choices=["ddim", "ddpm", "heun", "dpmpp2m"], help="diffusion: DDIM (few steps), "
+                   "DDPM (all T steps), Heun (EDM, 2nd order ODE) or DPM-Solver++(2M) (2nd order, multistep)")
     s.add_argument("--steps", type=int, help="diffusion: DDIM steps (model calls); default from the run's config")
     s.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic, 1 DDPM-like")
     s.add_argument("--variance", choices=["small", "large"], help="diffusion: DDPM variance, posterior or beta_t")
@@ -114,7 +115,8 @@ def _guided(sub, name, help_, description):
                    "give a grid)")
     q.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     q.add_argument("--out", default=None, metavar="PNG", help=f"output (default WORKDIR/samples/{name}.png)")
-    q.add_argument("--sampler", choices=["ddim", "ddpm"], help="default: the run's config (sample.sampler)")
+    q.add_argument("--sampler", choices=["ddim", "ddpm", "heun", "dpmpp2m"],
+                   help="default: the run's config (sample.sampler)")
     q.add_argument("--steps", type=int, help="DDIM steps; default from the run's config")
     q.add_argument("--eta", type=float, help="DDIM noise (stochastic samplers suit guidance best: eta 1)")
     q.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")

@@ -77,7 +77,8 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
     c.optim = dict(lr=2e-4, warmup_steps=5000, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=1.0, ema_decay=0.9999)
     # sampler: ddpm (ancestral, all timesteps) | ddim (steps evenly spaced levels; eta 0 is
-    # deterministic, 1 as noisy as DDPM); variance: small (posterior) | large (beta_t); clip: x0 to
+    # deterministic, 1 as noisy as DDPM) | heun (EDM's second-order ODE solver, 2 * steps - 1 model
+    # calls) | dpmpp2m (DPM-Solver++(2M), second order, `steps` calls on a log-SNR grid); variance: small (posterior) | large (beta_t); clip: x0 to
     # [-1, 1] at each step; guidance: the classifier-free scale of a condition.kind=class run (1 = none)
     c.sample.update(sampler="ddim", steps=100, eta=0.0, variance="small", clip=True, guidance=1.0)
 

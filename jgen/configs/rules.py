@@ -97,7 +97,7 @@ FAMILY_RULES = {
         "diffusion.beta_start": OPEN_UNIT, "diffusion.beta_end": OPEN_UNIT,
         "diffusion.prediction": one_of("eps", "x0", "v"),
         **_adam("optim"), "optim.ema_decay": BELOW_ONE,
-        "sample.sampler": one_of("ddpm", "ddim"), "sample.steps": ints(1), "sample.eta": NONNEG,
+        "sample.sampler": one_of("ddpm", "ddim", "heun", "dpmpp2m"), "sample.steps": ints(1), "sample.eta": NONNEG,
         "sample.variance": one_of("small", "large"), "sample.clip": BOOL, "sample.guidance": NONNEG,
     },
     "gan": {

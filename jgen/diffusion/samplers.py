@@ -1,4 +1,5 @@
-"""Samplers: DDPM ancestral (Ho et al. 2020, Algorithm 2) and DDIM (Song et al. 2021, eq. 12).
+"""Samplers: DDPM ancestral (Ho et al. 2020, Algorithm 2), DDIM (Song et al. 2021, eq. 12), the EDM Heun
+sampler (Karras et al. 2022, Algorithm 1) and DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2).
 
 A sampler sees only `model_fn(x_t, t) -> (x0, eps)`: it never knows which network, parametrisation
 or guidance produced the prediction, so guidance wraps `model_fn` instead of copying a sampler.
@@ -47,25 +48,34 @@ def ddim_step(sched: Schedule, model_fn, x, t: int, t_prev: int, key, eta: float
     return jnp.sqrt(a_prev) * x0 + jnp.sqrt(jnp.maximum(1 - a_prev - sigma ** 2, 0.0)) * eps + sigma * noise
 
 
-def walk(sched: Schedule, down, x, path, key, post=None):
+def walk(sched: Schedule, down, x, path, key, post=None, memory=None):
     """Moves x along the levels in `path` (static ints): `down(x, t, t_next, key)` where the path
-    descends, q_jump (fresh noise) where it climbs, then `post`. The i-th move uses fold_in(key, i)."""
+    descends, q_jump (fresh noise) where it climbs, then `post`. The i-th move uses fold_in(key, i).
+
+    A multistep solver passes `memory` (a pytree of its past predictions, with a boolean `valid`) and a
+    `down(x, t, t_next, key, memory) -> (x, memory)`; a climb (fresh noise) invalidates the memory."""
     path = np.asarray(path, np.int32)
     if len(path) < 2:
         return x
     climbs = bool(np.any(path[1:] > path[:-1]))
+    step = down if memory is not None else (lambda x, t, tn, k, m: (down(x, t, tn, k), m))
 
-    def body(x, move):
+    def jump(x, t, tn, k, m):
+        return q_jump(sched, x, t, tn, k), None if m is None else dict(m, valid=jnp.zeros((), bool))
+
+    def body(carry, move):
+        x, m = carry
         i, t, tn = move
         k = jax.random.fold_in(key, i)
         if climbs:
-            x = jax.lax.cond(tn < t, lambda x: down(x, t, tn, k), lambda x: q_jump(sched, x, t, tn, k), x)
+            x, m = jax.lax.cond(tn < t, lambda xm: step(*xm[:1], t, tn, k, xm[1]),
+                                lambda xm: jump(xm[0], t, tn, k, xm[1]), (x, m))
         else:
-            x = down(x, t, tn, k)
-        return (x if post is None else post(x, tn, jax.random.fold_in(k, 1))), None
+            x, m = step(x, t, tn, k, m)
+        return ((x if post is None else post(x, tn, jax.random.fold_in(k, 1))), m), None
 
     moves = (np.arange(len(path) - 1, dtype=np.int32), path[:-1], path[1:])
-    return jax.lax.scan(body, x, moves)[0]
+    return jax.lax.scan(body, (x, memory), moves)[0][0]
 
 
 def ddpm_path(num_timesteps: int, start=None) -> np.ndarray:
@@ -112,3 +122,79 @@ def ddim_sample(sched: Schedule, model_fn, shape, key, steps: int = 50, eta: flo
     key, init_key = jax.random.split(key)
     down = lambda x, t, tn, k: ddim_step(sched, model_fn, x, t, tn, k, eta, clip)
     return walk(sched, down, jax.random.normal(init_key, shape) if x_T is None else x_T, path, key, post)
+
+
+def _prediction(sched: Schedule, model_fn, x, t, clip: bool):
+    """(x0, eps) of the model at level t, x0 clipped to [-1, 1] (and eps made consistent) when asked."""
+    tb = jnp.full((x.shape[0],), t, dtype=jnp.int32)
+    x0, eps = model_fn(x, tb)
+    if clip:
+        x0 = jnp.clip(x0, -1.0, 1.0)
+        eps = eps_from_x0(sched, x, tb, x0)
+    return x0, eps
+
+
+def heun_step(sched: Schedule, model_fn, x, t: int, t_prev: int, clip: bool = True):
+    """x_t -> x_{t_prev} by Heun's method on the probability-flow ODE (EDM, Algorithm 1, no churn).
+
+    In x~ = x / sqrt(abar) and sigma = sqrt((1 - abar) / abar) the ODE is dx~/dsigma = eps(x~, sigma): the
+    Euler step is DDIM (eta = 0); Heun averages eps at both ends. The last step, to sigma = 0, stays
+    Euler, as in the paper. Two model calls per step, one on the last.
+    """
+    a_t, a_n = abar_at(sched, t), abar_at(sched, t_prev)
+    s_t, s_n = jnp.sqrt((1 - a_t) / a_t), jnp.sqrt((1 - a_n) / a_n)
+    xt = x / jnp.sqrt(a_t)
+    _, eps = _prediction(sched, model_fn, x, t, clip)
+    euler = xt + (s_n - s_t) * eps
+
+    def corrected(_):
+        _, eps_n = _prediction(sched, model_fn, euler * jnp.sqrt(a_n), jnp.maximum(t_prev, 0), clip)
+        return xt + (s_n - s_t) * 0.5 * (eps + eps_n)
+    return jax.lax.cond(t_prev >= 0, corrected, lambda _: euler, None) * jnp.sqrt(a_n)
+
+
+def dpmpp_2m_step(sched: Schedule, model_fn, x, t: int, t_prev: int, memory, clip: bool = True):
+    """x_t -> x_{t_prev} by DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), the multistep data-prediction
+    solver in lambda = log(alpha / sigma). memory: {'x0', 'h', 'valid'} of the previous step; the first
+    step (or the first after a climb) and the last (sigma = 0, h infinite) are first order."""
+    a_t, a_n = abar_at(sched, t), abar_at(sched, t_prev)
+    alpha_t, sigma_t, alpha_n, sigma_n = jnp.sqrt(a_t), jnp.sqrt(1 - a_t), jnp.sqrt(a_n), jnp.sqrt(1 - a_n)
+    x0, _ = _prediction(sched, model_fn, x, t, clip)
+    last = t_prev < 0
+    h = jnp.where(last, 1.0, jnp.log(alpha_n / jnp.maximum(sigma_n, 1e-20)) - jnp.log(alpha_t / sigma_t))
+    r = memory["h"] / h
+    second = memory["valid"] & ~last
+    d = jnp.where(second, (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * memory["x0"], x0)
+    x_n = jnp.where(last, x0, sigma_n / sigma_t * x - alpha_n * jnp.expm1(-h) * d)
+    return x_n, {"x0": x0, "h": h, "valid": jnp.ones((), bool)}
+
+
+def logsnr_path(sched: Schedule, steps: int, start=None) -> np.ndarray:
+    """About `steps` levels from `start` (default T-1) down to 0, evenly spaced in lambda = log(alpha / sigma)
+    (DPM-Solver's grid: a multistep solver needs steps of similar size in lambda, which DDIM's grid in t
+    is not near t = 0), then -1. Levels are integers, so close lambdas near t = 0 may merge."""
+    abar = np.asarray(sched.alphas_cumprod, np.float64)
+    lam = 0.5 * np.log(abar / (1 - abar))  # decreasing in t
+    start = len(abar) - 1 if start is None else start
+    if start < 0:
+        return np.array([-1], np.int32)
+    targets = np.linspace(lam[start], lam[0], max(1, min(steps, start + 1)))
+    levels = np.clip(np.searchsorted(-lam[: start + 1], -targets), 0, start)
+    return np.append(np.unique(levels)[::-1], -1).astype(np.int32)
+
+
+def ode_sample(sched: Schedule, model_fn, shape, key, solver: str, steps: int, clip: bool = True, x_T=None,
+               path=None, post=None):
+    """Deterministic sampling with `solver` ('heun' | 'dpmpp2m') over `steps` levels (or `path`): DDIM's grid
+    for Heun, the log-SNR grid for DPM-Solver++; from x_T ~ N(0, I) or the given x_T at level path[0]."""
+    if path is None:
+        path = ddim_path(sched.num_timesteps, steps) if solver == "heun" else logsnr_path(sched, steps)
+    key, init_key = jax.random.split(key)
+    x = jax.random.normal(init_key, shape) if x_T is None else x_T
+    if solver == "heun":
+        return walk(sched, lambda x, t, tn, k: heun_step(sched, model_fn, x, t, tn, clip), x, path, key, post)
+    if solver == "dpmpp2m":
+        memory = {"x0": jnp.zeros(shape, x.dtype), "h": jnp.ones(()), "valid": jnp.zeros((), bool)}
+        down = lambda x, t, tn, k, m: dpmpp_2m_step(sched, model_fn, x, t, tn, m, clip)
+        return walk(sched, down, x, path, key, post, memory)
+    raise JgenError(f"unknown ODE solver '{solver}' (heun | dpmpp2m)")

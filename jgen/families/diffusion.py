@@ -109,7 +109,11 @@ def denoiser(config, params, num: int, cond: Cond):
 def sampler_path(config, start=None):
     """The noise levels config.sample's sampler visits, from `start` (default T-1) down to -1."""
     T, s = config.diffusion.timesteps, config.sample
-    return samplers.ddpm_path(T, start) if s.sampler == "ddpm" else samplers.ddim_path(T, s.steps, start)
+    if s.sampler == "ddpm":
+        return samplers.ddpm_path(T, start)
+    if s.sampler == "dpmpp2m":
+        return samplers.logsnr_path(schedule_from_config(config.diffusion), s.steps, start)
+    return samplers.ddim_path(T, s.steps, start)
 
 
 def sample(config, variables, rng, num: int, cond: Cond = Cond()):
@@ -121,6 +125,8 @@ def sample(config, variables, rng, num: int, cond: Cond = Cond()):
     path = sampler_path(config, cond.start) if cond.path is None else cond.path
     if s.sampler == "ddpm":
         x = samplers.ddpm_sample(sched, model_fn, shape, rng, s.variance, s.clip, cond.x_T, path, cond.post)
+    elif s.sampler in ("heun", "dpmpp2m"):
+        x = samplers.ode_sample(sched, model_fn, shape, rng, s.sampler, s.steps, s.clip, cond.x_T, path, cond.post)
     else:
         x = samplers.ddim_sample(sched, model_fn, shape, rng, s.steps, s.eta, s.clip, cond.x_T, path, cond.post)
     return jnp.clip(x, -1.0, 1.0)
