@@ -86,6 +86,16 @@ def _distributed_args(parser) -> None:
     d.add_argument("--process-id", type=int, default=-1, metavar="I", help="0..N-1 (or $JGEN_PROCESS_ID)")
 
 
+def _sampler_args(parser) -> None:
+    """--sampler / --steps / --eta: a diffusion run's sampler for this command (default: its config)."""
+    parser.add_argument("--sampler", choices=["ddim", "ddpm", "heun", "dpmpp2m"], help="diffusion: DDIM (few "
+                        "steps), DDPM (all T steps), Heun (EDM, 2nd order ODE, 2 steps - 1 model calls) or "
+                        "DPM-Solver++(2M) (2nd order, multistep); default: the run's config (sample.sampler)")
+    parser.add_argument("--steps", type=int, help="diffusion: sampler steps; default from the run's config")
+    parser.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic, 1 DDPM-like "
+                        "(stochastic samplers suit guidance best)")
+
+
 def _sample_parser(sub) -> None:
     """jgen sample."""
     s = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid and an .npz",
@@ -93,10 +103,7 @@ def _sample_parser(sub) -> None:
                        "Writes a PNG grid to --out and the uint8 images [N, H, W, C] to the same path with .npz.")
     s.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
     _weights_args(s)
-    s.add_argument("--sampler", choices=["ddim", "ddpm", "heun", "dpmpp2m"], help="diffusion: DDIM (few steps), "
-                   "DDPM (all T steps), Heun (EDM, 2nd order ODE) or DPM-Solver++(2M) (2nd order, multistep)")
-    s.add_argument("--steps", type=int, help="diffusion: DDIM steps (model calls); default from the run's config")
-    s.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic, 1 DDPM-like")
+    _sampler_args(s)
     s.add_argument("--variance", choices=["small", "large"], help="diffusion: DDPM variance, posterior or beta_t")
     s.add_argument("--num", type=int, default=64, help="number of images (default 64)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -115,10 +122,7 @@ def _guided(sub, name, help_, description):
                    "give a grid)")
     q.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     q.add_argument("--out", default=None, metavar="PNG", help=f"output (default WORKDIR/samples/{name}.png)")
-    q.add_argument("--sampler", choices=["ddim", "ddpm", "heun", "dpmpp2m"],
-                   help="default: the run's config (sample.sampler)")
-    q.add_argument("--steps", type=int, help="DDIM steps; default from the run's config")
-    q.add_argument("--eta", type=float, help="DDIM noise (stochastic samplers suit guidance best: eta 1)")
+    _sampler_args(q)
     q.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     _class_flags(q)
     return q
@@ -217,7 +221,8 @@ def _eval_parser(sub) -> None:
     _weights_args(e)
     _distributed_args(e)
     e.add_argument("--num", type=int, default=10000, help="generated images (default 10000; the reference "
-                   "set is the first NUM of the split, or all of it if smaller)")
+                   "set is a seeded uniform NUM of the split, or all of it if smaller)")
+    _sampler_args(e)
     e.add_argument("--metrics", default="fid,kid,is,pr", help="comma list of fid,kid,is,pr (default all)")
     e.add_argument("--extractor", choices=["inception", "classifier"], default="inception",
                    help="feature extractor (default inception)")
@@ -233,8 +238,8 @@ def _eval_parser(sub) -> None:
     e.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     e.add_argument("--cache-dir", default="", metavar="DIR", help="reference-feature cache (default "
                    "~/.cache/jgen/reference)")
-    e.add_argument("--real", default="", metavar="SPLIT", help="score the first NUM images of this split of the "
-                   "run's dataset instead of samples: the floor the metric can reach (e.g. --real train)")
+    e.add_argument("--real", default="", metavar="SPLIT", help="score a seeded uniform NUM images of this split of "
+                   "the run's dataset instead of samples: the floor the metric can reach (e.g. --real train)")
 
 
 def _tool_parsers(sub) -> None:

@@ -37,7 +37,7 @@ def _png(path, array):
 
 
 def test_class_conditional_run_samples_a_label(cfg_run, tmp_path, capsys):
-    for sampler in ("ddim", "heun"):
+    for sampler in ("ddim", "heun", "dpmpp2m"):
         out = tmp_path / f"threes_{sampler}.png"
         jgen(capsys, "sample", "--workdir", cfg_run, "--label", 3, "--guidance", 2.0, "--num", 4, "--out", out,
              "--sampler", sampler)

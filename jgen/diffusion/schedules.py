@@ -62,13 +62,17 @@ def make_schedule(betas: np.ndarray) -> Schedule:
     return Schedule(**{k: jnp.asarray(v, dtype=jnp.float32) for k, v in tables.items()})
 
 
-def schedule_from_config(config) -> Schedule:
-    """config.diffusion: schedule ('linear' | 'cosine'), timesteps, beta_start, beta_end."""
+def betas_from_config(config) -> np.ndarray:
+    """config.diffusion: schedule ('linear' | 'cosine'), timesteps, beta_start, beta_end -> float64 betas."""
     if config.schedule == "linear":
-        return make_schedule(linear_betas(config.timesteps, config.beta_start, config.beta_end))
+        return linear_betas(config.timesteps, config.beta_start, config.beta_end)
     if config.schedule == "cosine":
-        return make_schedule(cosine_betas(config.timesteps))
+        return cosine_betas(config.timesteps)
     raise JgenError(f"unknown schedule '{config.schedule}' (linear | cosine)")
+
+
+def schedule_from_config(config) -> Schedule:
+    return make_schedule(betas_from_config(config))
 
 
 def _at(table, t, x):

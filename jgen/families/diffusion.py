@@ -9,10 +9,11 @@ low-resolution input.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jgen.diffusion import samplers
 from jgen.diffusion.guidance import classifier_free, downsample, upsample_bicubic
-from jgen.diffusion.schedules import q_sample, schedule_from_config, simple_loss, to_x0_eps, training_target
+from jgen.diffusion.schedules import betas_from_config, q_sample, schedule_from_config, simple_loss, to_x0_eps, training_target
 from jgen.families.base import Cond, compute_dtype, to_compute
 from jgen.nn.unet import UNet
 
@@ -112,7 +113,7 @@ def sampler_path(config, start=None):
     if s.sampler == "ddpm":
         return samplers.ddpm_path(T, start)
     if s.sampler == "dpmpp2m":
-        return samplers.logsnr_path(schedule_from_config(config.diffusion), s.steps, start)
+        return samplers.logsnr_path(np.cumprod(1 - betas_from_config(config.diffusion)), s.steps, start)
     return samplers.ddim_path(T, s.steps, start)
 
 
