@@ -165,11 +165,10 @@ def _vae_command(args) -> None:
 
 
 def _eval(args) -> None:
-    from jgen.data.sources import with_split
-    from jgen.eval import evaluate as E
-
     import jax
 
+    from jgen.data.sources import with_split
+    from jgen.eval import evaluate as E
     from jgen.sharding import initialize
 
     names = E.parse_metrics(args.metrics)

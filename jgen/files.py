@@ -7,6 +7,7 @@ opens URLs through `etils.epath`. Nothing here calls os.path.abspath on a URL.
 """
 
 import os
+import socket
 
 from jgen.errors import JgenError
 
@@ -55,7 +56,8 @@ def read_text(path) -> str:
 
 def write_bytes(path, data: bytes) -> None:
     """Writes `path` whole: locally through a temporary file and a rename, so a reader never sees half
-    a file; at a URL in one upload (an object store replaces an object whole)."""
+    a file (the temporary name is this process's own: hosts sharing a filesystem may write one path
+    at once); at a URL in one upload (an object store replaces an object whole)."""
     path = str(path)
     if is_url(path):
         _gfile().makedirs(os.path.dirname(path))
@@ -63,9 +65,10 @@ def write_bytes(path, data: bytes) -> None:
             f.write(data)
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "wb") as f:
+    tmp = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
         f.write(data)
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
 
 
 def write_text(path, text: str) -> None:

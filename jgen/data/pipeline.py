@@ -67,11 +67,11 @@ def preprocess(raw, size: int, channels: int, crop: int = 0) -> np.ndarray:
     return np.asarray(image, np.uint8).reshape(size, size, channels)
 
 
-def _examples(source: Source, indices, positions, data, ready: bool = False) -> dict:
+def _examples(source: Source, indices, positions, data) -> dict:
     """{'image': uint8 [n, S, S, C], 'label': int32 [n], 'index': int32 [n] (the stream positions)} for the
-    source's records at `indices`; `ready`: the records are preprocessed already (a cached source)."""
+    source's records at `indices` (a cached source's records are preprocessed already)."""
     raws, labels = zip(*(source[i] for i in indices))
-    images = raws if ready else [preprocess(raw, data.image_size, data.channels, data.crop) for raw in raws]
+    images = raws if source.ready else [preprocess(raw, data.image_size, data.channels, data.crop) for raw in raws]
     return {"image": np.stack(images), "label": np.asarray(labels, np.int32),
             "index": (np.asarray(positions, np.int64) % 2 ** 31).astype(np.int32)}
 
@@ -116,7 +116,7 @@ def local_batches(source: Source, data, local_batch: int, seed: int, start_step:
     def batch(step):
         start = step * local_batch * process_count + first
         positions = np.arange(start, start + local_batch)
-        return _examples(source, order(positions), positions, data, source.ready)
+        return _examples(source, order(positions), positions, data)
     yield from _read_ahead(grain.MapDataset.range(start_step, END).map(batch), threads)
 
 
@@ -166,12 +166,18 @@ def prefetched(batches, size: int = 2):
         producer.join()
 
 
+def _examples_at(source: Source, data, indices, block: int = 256) -> dict:
+    """_examples for every index in `indices`, read 256 at a time by the reader threads, concatenated."""
+    indices = np.asarray(indices, np.int64)
+    blocks = grain.MapDataset.range(0, len(indices), block).map(
+        lambda i: _examples(source, indices[i:i + block], indices[i:i + block], data))
+    parts = list(_read_ahead(blocks))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def images_at(source: Source, data, indices) -> np.ndarray:
     """The source's images at `indices`, in that order, preprocessed, unflipped: float32 [n, S, S, C] in [-1, 1]."""
-    indices, block = np.asarray(indices, np.int64), 256
-    blocks = grain.MapDataset.range(0, len(indices), block).map(
-        lambda i: _examples(source, indices[i:i + block], indices[i:i + block], data, source.ready)["image"])
-    return from_uint8(np.concatenate(list(_read_ahead(blocks))))
+    return from_uint8(_examples_at(source, data, indices)["image"])
 
 
 def first_images(source: Source, data, num: int) -> np.ndarray:
@@ -210,11 +216,6 @@ def cache_refusal(source: Source, data, sharers: int = 1, fraction: float = 0.5)
 def cached(source: Source, data) -> Source:
     """The source decoded and preprocessed once into memory (uint8 [N, S, S, C]): later epochs, and
     resumed runs' first ones, cost an array lookup per image. Check `cache_refusal` first."""
-    block = 256
-    blocks = grain.MapDataset.range(0, len(source), block).map(
-        lambda i: _examples(source, range(i, min(i + block, len(source))), range(i, min(i + block, len(source))),
-                            data, source.ready))
-    parts = list(_read_ahead(blocks))
-    images = np.concatenate([b["image"] for b in parts])
-    labels = np.concatenate([b["label"] for b in parts])
+    every = _examples_at(source, data, range(len(source)))
+    images, labels = every["image"], every["label"]
     return Source(lambda i: (images[i], int(labels[i])), len(source), source.num_classes, source.name, ready=True)

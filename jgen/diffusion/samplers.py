@@ -19,6 +19,16 @@ from jgen.diffusion.schedules import Schedule, abar_at, eps_from_x0, q_jump, q_p
 from jgen.errors import JgenError
 
 
+def _prediction(sched: Schedule, model_fn, x, t, clip: bool):
+    """(x0, eps) of the model at level t, x0 clipped to [-1, 1] (and eps made consistent) when asked."""
+    tb = jnp.full((x.shape[0],), t, dtype=jnp.int32)
+    x0, eps = model_fn(x, tb)
+    if clip:
+        x0 = jnp.clip(x0, -1.0, 1.0)
+        eps = eps_from_x0(sched, x, tb, x0)
+    return x0, eps
+
+
 def ddpm_step(sched: Schedule, model_fn, x, t: int, key, variance: str = "small", clip: bool = True):
     """One ancestral step x_t -> x_{t-1} at scalar timestep t (a traced int)."""
     tb = jnp.full((x.shape[0],), t, dtype=jnp.int32)
@@ -37,11 +47,7 @@ def ddpm_step(sched: Schedule, model_fn, x, t: int, key, variance: str = "small"
 
 def ddim_step(sched: Schedule, model_fn, x, t: int, t_prev: int, key, eta: float = 0.0, clip: bool = True):
     """x_t -> x_{t_prev} for any t_prev < t (eq. 12; t_prev = -1 gives the clean image)."""
-    tb = jnp.full((x.shape[0],), t, dtype=jnp.int32)
-    x0, eps = model_fn(x, tb)
-    if clip:
-        x0 = jnp.clip(x0, -1.0, 1.0)
-        eps = eps_from_x0(sched, x, tb, x0)
+    x0, eps = _prediction(sched, model_fn, x, t, clip)
     a_t, a_prev = abar_at(sched, t), abar_at(sched, t_prev)
     sigma = eta * jnp.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
     noise = jax.random.normal(key, x.shape, x.dtype)
@@ -68,7 +74,7 @@ def walk(sched: Schedule, down, x, path, key, post=None, memory=None):
         i, t, tn = move
         k = jax.random.fold_in(key, i)
         if climbs:
-            x, m = jax.lax.cond(tn < t, lambda xm: step(*xm[:1], t, tn, k, xm[1]),
+            x, m = jax.lax.cond(tn < t, lambda xm: step(xm[0], t, tn, k, xm[1]),
                                 lambda xm: jump(xm[0], t, tn, k, xm[1]), (x, m))
         else:
             x, m = step(x, t, tn, k, m)
@@ -122,16 +128,6 @@ def ddim_sample(sched: Schedule, model_fn, shape, key, steps: int = 50, eta: flo
     key, init_key = jax.random.split(key)
     down = lambda x, t, tn, k: ddim_step(sched, model_fn, x, t, tn, k, eta, clip)
     return walk(sched, down, jax.random.normal(init_key, shape) if x_T is None else x_T, path, key, post)
-
-
-def _prediction(sched: Schedule, model_fn, x, t, clip: bool):
-    """(x0, eps) of the model at level t, x0 clipped to [-1, 1] (and eps made consistent) when asked."""
-    tb = jnp.full((x.shape[0],), t, dtype=jnp.int32)
-    x0, eps = model_fn(x, tb)
-    if clip:
-        x0 = jnp.clip(x0, -1.0, 1.0)
-        eps = eps_from_x0(sched, x, tb, x0)
-    return x0, eps
 
 
 SIGMA_MAX = 80.0  # EDM's highest noise level (Karras et al. 2022, Table 1); Heun corrects only below it
@@ -190,13 +186,22 @@ def logsnr_path(alphas_cumprod: np.ndarray, steps: int, start=None) -> np.ndarra
     return np.append(np.unique(levels)[::-1], -1).astype(np.int32)
 
 
+def sampler_path(sampler: str, alphas_cumprod: np.ndarray, steps: int, start=None) -> np.ndarray:
+    """The levels `sampler` visits from `start` (default T-1) down to -1: every level for DDPM, the
+    log-SNR grid for DPM-Solver++, DDIM's even grid in t for DDIM and Heun."""
+    if sampler == "ddpm":
+        return ddpm_path(len(alphas_cumprod), start)
+    if sampler == "dpmpp2m":
+        return logsnr_path(alphas_cumprod, steps, start)
+    return ddim_path(len(alphas_cumprod), steps, start)
+
+
 def ode_sample(sched: Schedule, model_fn, shape, key, solver: str, steps: int, clip: bool = True, x_T=None,
                path=None, post=None):
-    """Deterministic sampling with `solver` ('heun' | 'dpmpp2m') over `steps` levels (or `path`): DDIM's grid
-    for Heun, the log-SNR grid for DPM-Solver++; from x_T ~ N(0, I) or the given x_T at level path[0]."""
-    if path is None:
-        path = (ddim_path(sched.num_timesteps, steps) if solver == "heun"
-                else logsnr_path(np.asarray(sched.alphas_cumprod), steps))  # outside jit; in it, pass `path`
+    """Deterministic sampling with `solver` ('heun' | 'dpmpp2m') over `steps` levels (or `path`, see
+    sampler_path), from x_T ~ N(0, I) or the given x_T at level path[0]."""
+    if path is None:  # read from the schedule: outside jit only (in it, pass `path`)
+        path = sampler_path(solver, np.asarray(sched.alphas_cumprod), steps)
     key, init_key = jax.random.split(key)
     x = jax.random.normal(init_key, shape) if x_T is None else x_T
     if solver == "heun":

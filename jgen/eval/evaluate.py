@@ -9,6 +9,7 @@ sampler): the evaluator never knows which family or trainer made the images.
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -123,10 +124,9 @@ def reference_features(data, spec: str, num: int, extractor: Extractor, mesh, ca
             return f["features"], f["logits"], int(f["count"])
     images = subset_images(data, spec, num, REFERENCE_SEED)
     features, logits = extract(extractor, images, mesh, desc="reference features")
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.{jax.process_index()}.tmp.npz"  # hosts sharing a filesystem write apart, rename whole
-    np.savez(tmp, features=features, logits=logits, count=len(images))
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.savez(buf, features=features, logits=logits, count=len(images))
+    files.write_bytes(path, buf.getvalue())
     return features, logits, len(images)
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from jgen.diffusion import samplers
 from jgen.diffusion.guidance import classifier_free, downsample, upsample_bicubic
-from jgen.diffusion.schedules import betas_from_config, q_sample, schedule_from_config, simple_loss, to_x0_eps, training_target
+from jgen.diffusion.schedules import (betas_from_config, q_sample, schedule_from_config, simple_loss, to_x0_eps,
+                                     training_target)
 from jgen.families.base import Cond, compute_dtype, to_compute
 from jgen.nn.unet import UNet
 
@@ -109,12 +110,8 @@ def denoiser(config, params, num: int, cond: Cond):
 
 def sampler_path(config, start=None):
     """The noise levels config.sample's sampler visits, from `start` (default T-1) down to -1."""
-    T, s = config.diffusion.timesteps, config.sample
-    if s.sampler == "ddpm":
-        return samplers.ddpm_path(T, start)
-    if s.sampler == "dpmpp2m":
-        return samplers.logsnr_path(np.cumprod(1 - betas_from_config(config.diffusion)), s.steps, start)
-    return samplers.ddim_path(T, s.steps, start)
+    s = config.sample
+    return samplers.sampler_path(s.sampler, np.cumprod(1 - betas_from_config(config.diffusion)), s.steps, start)
 
 
 def sample(config, variables, rng, num: int, cond: Cond = Cond()):

@@ -99,7 +99,8 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
             bar.update(1)
             counts = _tally(counts, metrics["skipped"], step, max_nonfinite)
             log, save = step % log_every == 0 or step == total, step % config.train.ckpt_every == 0 or step == total
-            halt = (stop.agreed() if log or save else False) if several else stop.requested
+            # several processes agree on a stop (a collective) only where they all read back anyway
+            halt = (log or save) and stop.agreed() if several else stop.requested
             if log or save or halt:  # other steps read nothing: the host runs ahead of the device
                 metrics, (skipped_total, _, hit) = jax.device_get((metrics if log else {}, counts))
                 if hit >= 0:  # non-finite steps left the state as it was (jgen.train.step); too many in a row
