@@ -165,23 +165,36 @@ def _vae_command(args) -> None:
 
 
 def _eval(args) -> None:
+    from functools import partial
+
     import jax
 
     from jgen.data.sources import with_split
     from jgen.eval import evaluate as E
     from jgen.sharding import initialize
 
-    names = E.parse_metrics(args.metrics)
-    _positive(num=(args.num, 2), batch=(args.batch, 1))
+    names = E.parse_metrics(args.metrics, E.METRICS + ("nll",))
+    _positive(num=(args.num, 2), batch=(args.batch, 1), nll_steps=(args.nll_steps, 1))
     initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
     run = _open(args)
-    spec = run.config.data.source
-    extractor = E.make_extractor(args.extractor, run.config.data.image_size, run.config.data.channels,
-                                 args.inception, args.classifier or E.default_classifier_dir(spec))
-    report = E.evaluate(run.config, lambda n: run.sampler(n, not args.no_ema), run.mesh, extractor, args.num, names,
-                        E.reference_spec(spec, args.split), batch=args.batch, seed=args.seed, cache_dir=args.cache_dir,
-                        real_spec=with_split(spec, args.real) if args.real else "", step=int(run.state.step),
-                        ema=not args.no_ema)
+    if "nll" in names and run.config.family != "diffusion":
+        raise JgenError(f"--metrics nll is a diffusion model's likelihood; this is a {run.config.family} run")
+    spec, ref_spec = run.config.data.source, E.reference_spec(run.config.data.source, args.split)
+    report = dict(step=int(run.state.step), ema=not args.no_ema)
+    if set(names) - {"nll"}:
+        extractor = E.make_extractor(args.extractor, run.config.data.image_size, run.config.data.channels,
+                                     args.inception, args.classifier or E.default_classifier_dir(spec))
+        report = E.evaluate(run.config, lambda n: run.sampler(n, not args.no_ema), run.mesh, extractor, args.num,
+                            names, ref_spec, batch=args.batch, seed=args.seed, cache_dir=args.cache_dir,
+                            real_spec=with_split(spec, args.real) if args.real else "", step=report["step"],
+                            ema=not args.no_ema)
+    if "nll" in names:
+        fns = {m: partial(run.jit(f"nll/{m}", partial(run.family.nll, run.config, method=m, steps=args.nll_steps,
+                                                       exact=args.nll_exact)), run.variables(not args.no_ema))
+               for m in ("vlb", "ode")}
+        nll = E.likelihood_report(run.config, fns, run.mesh, ref_spec, args.num, args.batch, args.seed)
+        report.setdefault("seconds", {}).update(nll.pop("seconds"))
+        report.update(nll)
     out = args.out or os.path.join(args.workdir, "eval", (f"real_{args.real}" if args.real else
                                                           f"step_{report['step']:07d}") + ".json")
     if jax.process_index() == 0:  # every process computed the same report; one writes it

@@ -223,7 +223,16 @@ def _eval_parser(sub) -> None:
     e.add_argument("--num", type=int, default=10000, help="generated images (default 10000; the reference "
                    "set is a seeded uniform NUM of the split, or all of it if smaller)")
     _sampler_args(e)
-    e.add_argument("--metrics", default="fid,kid,is,pr", help="comma list of fid,kid,is,pr (default all)")
+    e.add_argument("--metrics", default="fid,kid,is,pr,conf", help="comma list of fid,kid,is,pr,conf,nll (default "
+                   "all but nll); conf: the share of images the extractor calls a class with p >= 0.9; nll "
+                   "(diffusion): bits/dim of --num images of --split by the variational bound and by the "
+                   "probability-flow ODE")
+    e.add_argument("--variance", choices=["small", "large"], help="diffusion: the reverse variance, posterior or "
+                   "beta_t, of the DDPM sampler and of nll's bound (beta_t gives the tighter bound)")
+    e.add_argument("--nll-steps", type=int, default=100, help="nll: RK4 steps of the ODE, 4 model calls each "
+                   "(default 100)")
+    e.add_argument("--nll-exact", action="store_true", help="nll: the ODE's exact divergence instead of "
+                   "Hutchinson's estimate (one model call per pixel: tiny images only)")
     e.add_argument("--extractor", choices=["inception", "classifier"], default="inception",
                    help="feature extractor (default inception)")
     e.add_argument("--inception", default="", metavar="NPZ", help="converted Inception weights (default "

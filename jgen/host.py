@@ -34,7 +34,8 @@ def platform() -> str:
 
 def configure() -> bool:
     """Applies the CPU host settings; returns whether it did (False off CPU or with JGEN_HOST_DEFAULTS=0).
-    On every platform it first quiets TensorFlow's C++ logs (TF_CPP_MIN_LOG_LEVEL=2 unless set).
+    On every platform it first quiets TensorFlow's C++ logs (TF_CPP_MIN_LOG_LEVEL=2, TF_ENABLE_ONEDNN_OPTS=0
+    unless set).
 
     XLA:CPU allocates all of an execution's temporaries as one block (57 MB for the offline U-Net
     step). glibc serves such blocks with a fresh mmap and unmaps them on free, so every step
@@ -45,6 +46,10 @@ def configure() -> bool:
     peak host memory until it exits.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
+    # TensorFlow announces its oneDNN kernels at import (through absl, past TF_CPP_MIN_LOG_LEVEL), before
+    # jgen's own output and errors. jgen computes nothing with TensorFlow (it writes TensorBoard files and
+    # reads TFDS metadata), so turning those kernels off changes no number jgen produces.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if os.environ.get("JGEN_HOST_DEFAULTS", "1") == "0" or platform() != "cpu":
         return False
     for option, value in XLA_CPU_OPTIONS:

@@ -51,7 +51,7 @@ print(faults_of_a_block(64 << 20))
 """
 
 _HOST_KEYS = ("JAX_CPU_ENABLE_ASYNC_DISPATCH", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "JGEN_HOST_DEFAULTS",
-              "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")
+              "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
 
 
 def _python(code, *args, **env):

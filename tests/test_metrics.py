@@ -87,6 +87,13 @@ def test_kid_near_zero_for_same_distribution_and_grows_with_shift():
     assert far[0] > shifted[0] > same[0] + 3 * same[1]
 
 
+def test_confident_fraction_counts_softmax_maxima_at_threshold():
+    p = np.array([[0.95, 0.05, 0.0], [0.5, 0.3, 0.2], [0.91, 0.09, 0.0], [0.05, 0.06, 0.89]]) + 1e-12
+    logits = np.log(p) + np.array([[3.0], [-1.0], [0.5], [7.0]])  # softmax ignores a per-row shift
+    assert metrics.confident_fraction(logits) == 0.5  # rows 0 and 2
+    assert metrics.confident_fraction(logits, threshold=0.4) == 1.0
+
+
 def test_inception_score_closed_forms():
     k = 7
     # confident and balanced, stored class by class (as mnist5k is): the shuffle before splitting matters

@@ -94,6 +94,31 @@ def test_simple_loss():
     assert float(S.simple_loss(jnp.float32(a), jnp.float32(b))) == pytest.approx(np.mean((a - b) ** 2), rel=1e-5)
 
 
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_min_snr_weight_turns_every_error_into_capped_x0_error(prediction):
+    """Hang et al. 2023: weight * |prediction error|^2 = min(SNR, gamma) |x0 error|^2 for the same x_t."""
+    betas = S.cosine_betas(1000)
+    abar = np.cumprod(1 - betas)
+    rng = np.random.default_rng(3)
+    t = np.array([0, 10, 200, 500, 900, 999])
+    x0, noise, x0_hat = rng.uniform(-1, 1, (3, len(t), 4, 4, 1))
+    a, s = np.sqrt(abar[t])[:, None, None, None], np.sqrt(1 - abar[t])[:, None, None, None]
+    xt = a * x0 + s * noise
+    eps_hat = (xt - a * x0_hat) / s  # the eps and v the same wrong x0 implies
+    err = {"eps": eps_hat - noise, "x0": x0_hat - x0, "v": (a * eps_hat - s * x0_hat) - (a * noise - s * x0)}
+    w = np.asarray(S.min_snr_weight(S.make_schedule(betas), prediction, jnp.asarray(t), 5.0), np.float64)
+    lhs = w * np.sum(err[prediction] ** 2, axis=(1, 2, 3))
+    rhs = np.minimum(abar[t] / (1 - abar[t]), 5.0) * np.sum(err["x0"] ** 2, axis=(1, 2, 3))
+    np.testing.assert_allclose(lhs, rhs, rtol=2e-4)
+
+
+def test_weighted_simple_loss():
+    a, b = np.random.default_rng(2).standard_normal((2, 3, 4, 4, 1))
+    w = np.array([0.5, 2.0, 0.0])
+    want = np.mean(w[:, None, None, None] * (a - b) ** 2)
+    assert float(S.simple_loss(jnp.float32(a), jnp.float32(b), jnp.float32(w))) == pytest.approx(want, rel=1e-5)
+
+
 def test_schedule_from_config_rejects_unknown():
     from jgen.errors import JgenError
 

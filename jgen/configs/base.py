@@ -70,8 +70,11 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
     c.model = dict(ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(7,),
                    dropout=0.0, num_groups=8)
     # schedule: linear (beta_start..beta_end) | cosine (Nichol & Dhariwal 2021); prediction: what the
-    # network outputs: eps (noise) | x0 (the clean image) | v (Salimans & Ho 2022)
-    c.diffusion = dict(timesteps=1000, schedule="linear", beta_start=1e-4, beta_end=0.02, prediction="eps")
+    # network outputs: eps (noise) | x0 (the clean image) | v (Salimans & Ho 2022); loss_weight: none
+    # (L_simple) | min_snr (Hang et al. 2023: each timestep's loss weighted as min(SNR, min_snr_gamma) times
+    # the x0 error, which caps the weight of the easy low-noise steps)
+    c.diffusion = dict(timesteps=1000, schedule="linear", beta_start=1e-4, beta_end=0.02, prediction="eps",
+                       loss_weight="none", min_snr_gamma=5.0)
     # AdamW with linear warm-up over warmup_steps; grad_clip: global-norm clipping (0 = none);
     # ema_decay: the EMA of the parameters that sampling uses (0 = none)
     c.optim = dict(lr=2e-4, warmup_steps=5000, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,

@@ -48,7 +48,7 @@ def _metric_names(v) -> list:
     return [m.strip() for m in v.split(",") if m.strip()] if isinstance(v, str) else []
 
 
-METRICS = ("fid", "kid", "is", "pr")
+METRICS = ("fid", "kid", "is", "pr", "conf")
 SOURCES = ("builtin:", "tfds:", "folder:")
 TEXT = Rule(lambda v: isinstance(v, str), "a string")
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
@@ -96,6 +96,7 @@ FAMILY_RULES = {
         "diffusion.timesteps": ints(1), "diffusion.schedule": one_of("linear", "cosine"),
         "diffusion.beta_start": OPEN_UNIT, "diffusion.beta_end": OPEN_UNIT,
         "diffusion.prediction": one_of("eps", "x0", "v"),
+        "diffusion.loss_weight": one_of("none", "min_snr"), "diffusion.min_snr_gamma": POSITIVE,
         **_adam("optim"), "optim.ema_decay": BELOW_ONE,
         "sample.sampler": one_of("ddpm", "ddim", "heun", "dpmpp2m"), "sample.steps": ints(1), "sample.eta": NONNEG,
         "sample.variance": one_of("small", "large"), "sample.clip": BOOL, "sample.guidance": NONNEG,

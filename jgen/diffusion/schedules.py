@@ -127,18 +127,58 @@ def training_target(sched: Schedule, prediction: str, x0, t, noise):
     raise JgenError(f"unknown prediction '{prediction}' (eps | x0 | v)")
 
 
+def log_snr(sched: Schedule, t):
+    """lambda(t) = log(abar_t / (1 - abar_t)) at integer or fractional levels t in [0, T-1]: the tables'
+    values at integers, linear in between. The probability-flow ODE (jgen.diffusion.likelihood) runs
+    through continuous t; interpolating lambda keeps both abar = sigmoid(lambda) and 1 - abar =
+    sigmoid(-lambda) accurate where either is near 0."""
+    table = 2 * (jnp.log(sched.sqrt_alphas_cumprod) - jnp.log(sched.sqrt_one_minus_alphas_cumprod))
+    return jnp.interp(t, jnp.arange(sched.num_timesteps, dtype=jnp.float32), table)
+
+
+def signal_noise(sched: Schedule, t, x):
+    """(sqrt(abar_t), sqrt(1 - abar_t)) shaped to broadcast against x: gathered at integer t, from the
+    interpolated log-SNR at fractional t."""
+    if jnp.issubdtype(jnp.asarray(t).dtype, jnp.integer):
+        return _at(sched.sqrt_alphas_cumprod, t, x), _at(sched.sqrt_one_minus_alphas_cumprod, t, x)
+    lam = log_snr(sched, t).reshape((-1,) + (1,) * (x.ndim - 1))
+    return jnp.sqrt(jax.nn.sigmoid(lam)), jnp.sqrt(jax.nn.sigmoid(-lam))
+
+
 def to_x0_eps(sched: Schedule, prediction: str, xt, t, out):
-    """Turns the network output into the pair (x0, eps) that every sampler works with."""
+    """Turns the network output into the pair (x0, eps) that every sampler works with; t [B] integer
+    levels, or fractional ones (the likelihood ODE)."""
+    a, s = signal_noise(sched, t, xt)
     if prediction == "eps":
-        return x0_from_eps(sched, xt, t, out), out
+        return (xt - s * out) / a, out
     if prediction == "x0":
-        return out, eps_from_x0(sched, xt, t, out)
+        return out, (xt - a * out) / s
     if prediction == "v":
-        a, s = _at(sched.sqrt_alphas_cumprod, t, xt), _at(sched.sqrt_one_minus_alphas_cumprod, t, xt)
         return a * xt - s * out, s * xt + a * out
     raise JgenError(f"unknown prediction '{prediction}' (eps | x0 | v)")
 
 
-def simple_loss(out, target):
-    """L_simple (eq. 14): mean squared error over every pixel of the batch."""
-    return jnp.mean(jnp.square(out - target))
+def min_snr_weight(sched: Schedule, prediction: str, t, gamma: float):
+    """[B] weights that make the squared error of `prediction` equal min(SNR_t, gamma) times the squared
+    error of x0 (Hang et al. 2023, eq. 6), SNR_t = abar_t / (1 - abar_t). For the same x_t the errors are
+    related by |eps err|^2 = SNR |x0 err|^2 and |v err|^2 = (SNR + 1) |x0 err|^2, so the weight is
+    min(SNR, gamma) / SNR for eps, / (SNR + 1) for v, and min(SNR, gamma) itself for x0."""
+    # 1 - abar from its own float64-built table: 1 - (float32 abar) loses digits where abar is near 1
+    snr = sched.alphas_cumprod[t] / jnp.square(sched.sqrt_one_minus_alphas_cumprod[t])
+    capped = jnp.minimum(snr, gamma)
+    if prediction == "eps":
+        return capped / jnp.maximum(snr, 1e-20)
+    if prediction == "v":
+        return capped / (snr + 1.0)
+    if prediction == "x0":
+        return capped
+    raise JgenError(f"unknown prediction '{prediction}' (eps | x0 | v)")
+
+
+def simple_loss(out, target, weight=None):
+    """L_simple (eq. 14): mean squared error over every pixel of the batch; with weight [B], each
+    example's error is scaled by its weight first."""
+    sq = jnp.square(out - target)
+    if weight is not None:
+        sq = sq * weight.reshape((-1,) + (1,) * (sq.ndim - 1))
+    return jnp.mean(sq)

@@ -141,14 +141,16 @@ def compute_metrics(real_features, fake_features, fake_logits, names, suffix: st
         out["is" + suffix], out["is_std" + suffix] = M.inception_score(fake_logits)
     if "pr" in names:
         out["precision" + suffix], out["recall" + suffix] = M.precision_recall(real_features, fake_features)
+    if "conf" in names:
+        out["confident" + suffix] = M.confident_fraction(fake_logits)
     return out
 
 
-def parse_metrics(text: str) -> tuple:
+def parse_metrics(text: str, allowed=METRICS) -> tuple:
     names = tuple(m.strip() for m in text.split(",") if m.strip())
-    bad = [m for m in names if m not in METRICS]
+    bad = [m for m in names if m not in allowed]
     if bad or not names:
-        raise JgenError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from {','.join(METRICS)}")
+        raise JgenError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from {','.join(allowed)}")
     return names
 
 
@@ -192,6 +194,32 @@ def evaluate(config, sampler, mesh, extractor: Extractor, num: int, names, ref_s
     return report
 
 
+def likelihood_report(config, nll_fns: dict, mesh, spec: str, num: int, batch: int = 250, seed: int = 0) -> dict:
+    """Bits/dim of a uniform subset of `num` images of `spec` (seed REFERENCE_SEED, the reference set's
+    draw) by each of nll_fns: {method: fn(images [B, H, W, C] in [-1, 1], key) -> bits/dim [B]}, the batch
+    sharded over `mesh` and keys fold_in(seed, batch index). Reports the mean and its standard error."""
+    images = subset_images(config.data, spec, num, REFERENCE_SEED)
+    n_dev = mesh.devices.size
+    batch = max(n_dev, min(batch, len(images)) // n_dev * n_dev)
+    report = dict(nll_images=spec, num_nll=len(images), nll_subset=f"uniform without replacement, seed "
+                  f"{REFERENCE_SEED}")
+    for method, fn in nll_fns.items():
+        t0, bits = time.time(), []
+        for i in tqdm(range(0, len(images), batch), desc=f"nll ({method})", unit="batch", leave=False,
+                      mininterval=1.0 if os.isatty(2) else 30.0):
+            x = images[i:i + batch]
+            real = len(x)
+            if real < batch:  # pad the last batch so every call has one compiled shape
+                x = np.concatenate([x, np.repeat(x[:1], batch - real, axis=0)])
+            out = fn(jax.device_put(from_uint8(x), batch_sharding(mesh)), jax.random.fold_in(jax.random.PRNGKey(seed), i))
+            bits.append(np.asarray(gather(out), np.float64)[:real])
+        bits = np.concatenate(bits)
+        report[f"nll_{method}_bpd"] = float(bits.mean())
+        report[f"nll_{method}_bpd_sem"] = float(bits.std(ddof=1) / np.sqrt(len(bits))) if len(bits) > 1 else 0.0
+        report.setdefault("seconds", {})[f"nll_{method}"] = round(time.time() - t0, 1)
+    return report
+
+
 def save_report(report: dict, path: str) -> None:
     files.write_text(path, json.dumps(report, indent=1))
 
@@ -201,14 +229,21 @@ def describe(report: dict) -> str:
     parts = []
     for key, value in report.items():
         base = key.replace("_classifier", "")
-        if base in ("fid", "kid", "is", "precision", "recall"):
-            label = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "precision", "recall": "recall"}[base]
+        if base in ("fid", "kid", "is", "precision", "recall", "confident"):
+            label = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "precision", "recall": "recall",
+                     "confident": "called with p>=0.9"}[base]
             label += " (classifier features)" if key.endswith("_classifier") else ""
             parts.append(f"{label} {value:.4g}")
-    what = "samples" if report["samples"] == "generated" else f"images of {report['samples']}"
-    return (f"step {report['step']}: " + ", ".join(parts) +
-            f" [{report['num_generated']} {what} vs {report['num_reference']} of {report['reference']}; "
-            f"{report['extractor']}]")
+    text = f"step {report['step']}: "
+    if "samples" in report:
+        what = "samples" if report["samples"] == "generated" else f"images of {report['samples']}"
+        text += (", ".join(parts) + f" [{report['num_generated']} {what} vs {report['num_reference']} of "
+                 f"{report['reference']}; {report['extractor']}]")
+    nll = [f"NLL {m} {report[f'nll_{m}_bpd']:.4g} +- {report[f'nll_{m}_bpd_sem']:.2g} bits/dim" for m in ("vlb", "ode")
+           if f"nll_{m}_bpd" in report]
+    if nll:
+        text += ("; " if "samples" in report else "") + ", ".join(nll) + f" [{report['num_nll']} of {report['nll_images']}]"
+    return text
 
 
 
@@ -228,4 +263,5 @@ def scalars(report: dict) -> dict:
     """The report's metric values, for the JSONL/TensorBoard writer (keys prefixed 'eval/')."""
     return {f"eval/{k}": v for k, v in report.items()
             if isinstance(v, float) and k.replace("_classifier", "").split("_")[0] in ("fid", "kid", "is",
-                                                                                       "precision", "recall")}
+                                                                                       "precision", "recall",
+                                                                                       "confident")}

@@ -91,6 +91,14 @@ def inception_score(logits, num_splits: int = 10, shuffle_seed=0):
     return float(np.mean(scores)), float(np.std(scores))
 
 
+def confident_fraction(logits, threshold: float = 0.9) -> float:
+    """Share of images whose most likely class has softmax probability >= threshold: a sample that the
+    classifier cannot call is usually a malformed one, which FID averages away."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return float(np.mean(1.0 / np.exp(z).sum(axis=1) >= threshold))  # max softmax = 1 / sum exp(z - max)
+
+
 def _squared_distances(a, b):
     d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
     return np.maximum(d, 0)

@@ -1,4 +1,5 @@
-"""DDPM as a jgen family: the U-Net trained with L_simple, sampled with DDPM or DDIM.
+"""DDPM as a jgen family: the U-Net trained with L_simple (optionally min-SNR weighted), sampled with any
+of jgen's samplers.
 
 config.condition.kind: none | class (num_classes, drop) | lowres (scale, drop). `drop` is the
 fraction of training examples whose condition is replaced by the null one (label num_classes, or an
@@ -11,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.diffusion import samplers
+from jgen.diffusion import likelihood, samplers
 from jgen.diffusion.guidance import classifier_free, downsample, upsample_bicubic
-from jgen.diffusion.schedules import (betas_from_config, q_sample, schedule_from_config, simple_loss, to_x0_eps,
-                                     training_target)
+from jgen.diffusion.schedules import (betas_from_config, min_snr_weight, q_sample, schedule_from_config,
+                                     simple_loss, to_x0_eps, training_target)
 from jgen.families.base import Cond, compute_dtype, to_compute
 from jgen.nn.unet import UNet
 
@@ -71,11 +72,15 @@ def prepare(config, batch, rng):
 
 
 def loss(config, params, inputs, rng, step):
-    """L_simple: the mean squared error of the network's prediction (eps, x0 or v)."""
-    dtype = compute_dtype(config)
+    """L_simple: the mean squared error of the network's prediction (eps, x0 or v), each timestep's
+    weighted by min-SNR when diffusion.loss_weight=min_snr."""
+    dtype, d = compute_dtype(config), config.diffusion
     out = _apply(make_model(config), to_compute(params, dtype), config, inputs["xt"].astype(dtype), inputs["t"],
                  inputs.get("cond"), train=True, rngs={"dropout": rng})
-    return simple_loss(out.astype(jnp.float32), inputs["target"]), ()
+    weight = None
+    if d.loss_weight == "min_snr":
+        weight = min_snr_weight(schedule_from_config(d), d.prediction, inputs["t"], d.min_snr_gamma)
+    return simple_loss(out.astype(jnp.float32), inputs["target"], weight), ()
 
 
 def metrics(config, aux, step):
@@ -136,3 +141,16 @@ def decode(config, variables, z):
     config = config.copy_and_resolve_references()
     config.sample.sampler, config.sample.eta = "ddim", 0.0
     return sample(config, variables, jax.random.PRNGKey(0), z.shape[0], Cond(x_T=z))
+
+
+def nll(config, variables, x0, key, method: str = "ode", steps: int = 100, exact: bool = False):
+    """Bits/dim per image [B] of 8-bit images x0 [B, H, W, C] in [-1, 1] (jgen.diffusion.likelihood):
+    method 'vlb' (the variational bound, under config.sample's variance and clip) or 'ode' (the
+    probability-flow ODE, `steps` RK4 steps, Hutchinson or `exact` divergence). A class-conditional run
+    is scored by its unconditional model (guidance 0, the null label); an SR3 run by its null image."""
+    sched = schedule_from_config(config.diffusion)
+    cond = Cond(guidance=0.0) if config.condition.kind == "class" else Cond()
+    model_fn = denoiser(config, variables["params"], x0.shape[0], cond)
+    if method == "vlb":
+        return likelihood.vlb_bpd(sched, model_fn, x0, key, config.sample.variance, config.sample.clip)
+    return likelihood.ode_bpd(sched, model_fn, x0, key, steps, exact)

@@ -85,8 +85,10 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
     writer = MetricsWriter(workdir)
     stop = _StopRequest()
     grid_path = os.path.join(workdir, "samples", "final.png")
-    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not lead,
-               mininterval=1.0 if os.isatty(2) else 30.0, dynamic_ncols=True)
+    if lead and start < total:
+        print(f"jgen: {total - start} steps to go in {workdir}; the final grid will be {grid_path}\n"
+              f"jgen: compiling the training step (the first step waits for it) ...", flush=True)
+    bar = None  # made after the first step, so its rate and ETA leave the compile out
     max_nonfinite, log_every = config.train.max_nonfinite, config.train.log_every
     lr = "optim.gen.lr or optim.disc.lr" if "gen" in config.optim else "optim.lr"
     step, last_saved, last_logged, t0 = start, start, start, time.time()
@@ -96,7 +98,11 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
         while step < total:
             state, metrics = step_fn(state, next(batches))
             step += 1
-            bar.update(1)
+            if bar is None:
+                bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not lead,
+                           mininterval=1.0 if os.isatty(2) else 30.0, dynamic_ncols=True)
+            else:
+                bar.update(1)
             counts = _tally(counts, metrics["skipped"], step, max_nonfinite)
             log, save = step % log_every == 0 or step == total, step % config.train.ckpt_every == 0 or step == total
             # several processes agree on a stop (a collective) only where they all read back anyway
@@ -137,7 +143,8 @@ def train_loop(config, workdir: str, state, step_fn, batches, mgr, grid, evaluat
         except Exception:  # a failed save was reported above; keep the original error
             pass
         stop.restore()
-        bar.close()
+        if bar is not None:
+            bar.close()
         writer.close()
     if skipped_total and lead:
         print(f"jgen: {skipped_total} non-finite step(s) were skipped (metrics.jsonl: skipped_steps)")

@@ -1,0 +1,100 @@
+"""Side-by-side recipe runs on the offline data: each candidate trained with `jgen train` as a user runs
+it (wall time measured), then judged by FID (classifier features) over NUM samples against the floor at
+the same count (NUM uniformly drawn real training digits), and by the share of samples the classifier
+calls with p >= 0.9 (also given for the 500 real held-out digits).
+
+  python benchmarks/recipes.py --name wide --config ddpm_mnist5k --set model.ch=32 --set train.steps=4000
+  python benchmarks/recipes.py --floor        # the floor rows only
+  python benchmarks/recipes.py --table        # the markdown table of every row measured so far
+
+Rows are appended to benchmarks/results/cpu2-recipes-DATE.jsonl (one per candidate) and the table is
+written next to it; the runs stay in runs/recipes/NAME for inspection.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def jgen(*args) -> str:
+    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode:
+        raise SystemExit(f"jgen {' '.join(map(str, args))} failed: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def evaluate(workdir: str, classifier: str, num: int, extra=()) -> dict:
+    out = os.path.join(workdir, "eval", f"recipe_{num}{'_'.join(map(str, extra)).replace('-', '')}.json")
+    jgen("eval", "--workdir", workdir, "--num", num, "--extractor", "classifier", "--classifier", classifier,
+         "--metrics", "fid,conf", "--out", out, *extra)
+    return json.load(open(out))
+
+
+def steps_per_sec(workdir: str) -> float:
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    rates = [r["steps_per_sec"] for r in rows[1:] if "steps_per_sec" in r]  # the first log holds the compile
+    return sum(rates) / max(1, len(rates))
+
+
+def table(path: str) -> str:
+    rows = [json.loads(line) for line in open(path)]
+    floors = {r["num"]: r["fid"] for r in rows if r["name"] == "floor (real training digits)"}
+    lines = ["| recipe | overrides | train s | steps/s | FID (clf) | / floor | p>=0.9 |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['fid'] / floors[r['num']]:.2f}" if r["num"] in floors else "-"
+        lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '-'} | {r.get('train_seconds', '-')} | "
+                     f"{r.get('steps_per_sec', '-')} | {r['fid']:.1f} | {ratio} | {r['confident']:.3f} |")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", default="")
+    p.add_argument("--config", default="ddpm_mnist5k")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--num", type=int, default=1000, help="samples judged per row (default 1000)")
+    p.add_argument("--floor", action="store_true", help="measure the floor rows (real digits)")
+    p.add_argument("--table", action="store_true")
+    p.add_argument("--classifier", default=os.path.join(ROOT, "runs", "classifier_mnist5k"))
+    p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results",
+                                                     f"cpu2-recipes-{time.strftime('%Y-%m-%d')}.jsonl"))
+    a = p.parse_args()
+    if not os.path.exists(os.path.join(a.classifier, "classifier.json")):
+        jgen("train-classifier", "--out", a.classifier)
+    rows = []
+    if a.floor:  # any trained run serves: --real ignores its model
+        workdir = os.path.join(ROOT, "runs", "recipes", a.name) if a.name else os.path.join(ROOT, "runs", "ddpm_mnist5k")
+        for split, num in (("train", a.num), ("test", 500)):
+            r = evaluate(workdir, a.classifier, num, ("--real", split))
+            name = "floor (real training digits)" if split == "train" else "real held-out digits"
+            rows.append(dict(name=name, overrides=[], num=num, fid=r["fid_classifier"],
+                             confident=r["confident_classifier"]))
+    elif a.name:
+        workdir = os.path.join(ROOT, "runs", "recipes", a.name)
+        start = time.time()
+        jgen("train", "--config", a.config, "--workdir", workdir, *sum((["--set", s] for s in a.set), []))
+        seconds = round(time.time() - start)
+        r = evaluate(workdir, a.classifier, a.num)
+        rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, train_seconds=seconds,
+                         steps_per_sec=round(steps_per_sec(workdir), 1), fid=r["fid_classifier"],
+                         confident=r["confident_classifier"], sampling_seconds=r["seconds"]["sampling"]))
+    with open(a.results, "a") as f:
+        for row in rows:
+            print(json.dumps(row), flush=True)
+            f.write(json.dumps(row) + "\n")
+    if os.path.exists(a.results):
+        text = table(a.results)
+        with open(a.results.replace(".jsonl", ".md"), "w") as f:
+            f.write(f"# Offline recipes side by side (2 CPU cores, {time.strftime('%Y-%m-%d')})\n\n{text}\n")
+        if a.table:
+            print(text)
+
+
+if __name__ == "__main__":
+    main()
