@@ -58,16 +58,42 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
                      batch_size: int = 64, lr: float = 1e-3, seed: int = 0, data_dir: str = "",
                      crop: int = 0, test_split: str = "test") -> dict:
     """Trains with Adam on the labelled source, reports test accuracy, writes OUT/classifier.{msgpack,json}."""
-    from jgen.data.device import model_inputs
-    from jgen.data.pipeline import first_images, global_batches
+    from jgen.data.pipeline import first_images
     from jgen.data.sources import open_source, with_split
-    from jgen.sharding import batch_sharding, check_batch, make_mesh, replicated
 
     source = open_source(source_spec, data_dir)
     if source.num_classes < 2:
         raise JgenError(f"{source_spec} has no class labels to train a classifier on")
-    mesh = make_mesh()
     data = _data_config(image_size, channels, crop)
+    model, params, loss = fit(source, data, steps, batch_size, lr, seed)
+    meta = dict(source=source_spec, image_size=image_size, channels=channels, crop=crop,
+                num_classes=source.num_classes, features=FEATURES, steps=steps, final_loss=float(loss))
+    try:
+        test = open_source(with_split(source_spec, test_split), data_dir)
+        images = first_images(test, data, 10**9)
+        labels = test.labels(len(images))
+        meta.update(test_split=test_split, test_accuracy=accuracy(model, params, images, labels),
+                    num_test=len(labels))
+    except JgenError as e:
+        meta.update(test_accuracy=None, test_note=str(e))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "classifier.msgpack"), "wb") as f:
+        f.write(serialization.to_bytes(jax.device_get(params)))
+    with open(os.path.join(out_dir, "classifier.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    return meta
+
+
+def fit(source, data, steps: int, batch_size: int = 64, lr: float = 1e-3, seed: int = 0):
+    """(model, params, last loss): the Classifier trained with Adam for `steps` batches of the labelled
+    `source` (jgen.data.sources.Source) read as `data` (image_size, channels, crop) describes, on the mesh
+    of every device. Used by `train_classifier` and by benchmarks/augmentation.py (sources in memory)."""
+    from jgen.data.device import model_inputs
+    from jgen.data.pipeline import global_batches
+    from jgen.sharding import batch_sharding, check_batch, make_mesh, replicated
+
+    mesh = make_mesh()
+    image_size, channels = data.image_size, data.channels
     model, tx = Classifier(source.num_classes), optax.adam(lr)
     params = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, image_size, image_size, channels)))["params"]
     opt_state = tx.init(params)
@@ -87,22 +113,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
     for _ in bar:
         params, opt_state, loss, acc = step(params, opt_state, next(batches))
     bar.close()
-    meta = dict(source=source_spec, image_size=image_size, channels=channels, crop=crop,
-                num_classes=source.num_classes, features=FEATURES, steps=steps, final_loss=float(loss))
-    try:
-        test = open_source(with_split(source_spec, test_split), data_dir)
-        images = first_images(test, data, 10**9)
-        labels = test.labels(len(images))
-        meta.update(test_split=test_split, test_accuracy=accuracy(model, params, images, labels),
-                    num_test=len(labels))
-    except JgenError as e:
-        meta.update(test_accuracy=None, test_note=str(e))
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "classifier.msgpack"), "wb") as f:
-        f.write(serialization.to_bytes(jax.device_get(params)))
-    with open(os.path.join(out_dir, "classifier.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    return meta
+    return model, params, loss
 
 
 def load_classifier(path: str):

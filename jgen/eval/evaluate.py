@@ -232,7 +232,7 @@ def describe(report: dict) -> str:
         if base in ("fid", "kid", "is", "precision", "recall", "confident"):
             label = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "precision", "recall": "recall",
                      "confident": "called with p>=0.9"}[base]
-            label += " (classifier features)" if key.endswith("_classifier") else ""
+            label += " (classifier features)" if key.endswith("_classifier") and base != "confident" else ""
             parts.append(f"{label} {value:.4g}")
     text = f"step {report['step']}: "
     if "samples" in report:
