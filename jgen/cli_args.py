@@ -162,6 +162,7 @@ def _export_interpolate_parsers(sub) -> None:
                        "Train on them with data.source=folder:OUT, which labels subfolders by sorted name.")
     x.add_argument("--workdir", metavar="DIR", help="a directory written by `jgen train`")
     _weights_args(x)
+    _sampler_args(x)
     x.add_argument("--num", type=int, required=True, help="number of images")
     x.add_argument("--out", required=True, metavar="DIR", help="output folder")
     x.add_argument("--batch", type=int, default=250, help="images per sampling call (default 250)")
