@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.diffusion.schedules import Schedule, log_snr, q_posterior, q_sample
+from jgen.diffusion.schedules import Schedule, log_snr, q_posterior, q_sample, reverse_log_variance
 
 BIN = 1.0 / 127.5  # the spacing of 8-bit values on [-1, 1]
 
@@ -66,10 +66,7 @@ def vlb_terms(sched: Schedule, model_fn, x0, key, variance: str = "small", clip:
     T = sched.num_timesteps
     abar_T = sched.alphas_cumprod[T - 1]
     prior = _per_image(normal_kl(jnp.sqrt(abar_T) * x0, jnp.log1p(-abar_T), 0.0, 0.0))
-    # sigma_t^2 of the reverse process: the posterior's (small) or beta_t (large); at t = 0 both use
-    # the t = 1 posterior variance, as the DDPM sampler does
-    model_logvar = sched.posterior_log_variance_clipped if variance == "small" else jnp.log(
-        jnp.append(sched.posterior_variance[1], sched.betas[1:]))
+    model_logvar = reverse_log_variance(sched, variance)  # the DDPM sampler's sigma_t^2
 
     def term(t, k):
         tb = jnp.full((x0.shape[0],), t, jnp.int32)
@@ -93,12 +90,6 @@ def vlb_bpd(sched: Schedule, model_fn, x0, key, variance: str = "small", clip: b
     return (prior + kl.sum(axis=1) + decoder) / (math.log(2.0) * np.prod(x0.shape[1:]))
 
 
-def _t_of_log_sigma(sched: Schedule, u):
-    """The fractional level whose sigma is e^u (lambda = -2u; lambda falls with t, so interpolate reversed)."""
-    lam = log_snr(sched, jnp.arange(sched.num_timesteps, dtype=jnp.float32))
-    return jnp.interp(-2.0 * u, lam[::-1], jnp.arange(sched.num_timesteps, dtype=jnp.float32)[::-1])
-
-
 def ode_log_likelihood(sched: Schedule, model_fn, x, key, steps: int = 100, exact: bool = False):
     """log p(x) in nats per image [B] of continuous x [B, H, W, C] under the probability-flow ODE (see the
     module docstring), with `steps` RK4 steps (4 model calls each) in log sigma from level 0 to T-1."""
@@ -106,11 +97,14 @@ def ode_log_likelihood(sched: Schedule, model_fn, x, key, steps: int = 100, exac
     u0, u1 = -0.5 * lam[0], -0.5 * lam[1]  # log sigma at the first and the last level
     d = int(np.prod(x.shape[1:]))
     probe = jax.random.rademacher(key, x.shape, jnp.float32).astype(x.dtype)
+    levels = jnp.arange(sched.num_timesteps, dtype=jnp.float32)
+    lam_table = log_snr(sched, levels)
 
     def drift(xs, u):
-        """dx~/du = sigma eps(sqrt(abar) x~, t) at u = log sigma (dsigma = sigma du)."""
+        """dx~/du = sigma eps(sqrt(abar) x~, t) at u = log sigma (dsigma = sigma du); t is the fractional
+        level of lambda = -2u (lambda falls with t, so the table is read reversed)."""
         sigma = jnp.exp(u)
-        t = jnp.full((xs.shape[0],), _t_of_log_sigma(sched, u))
+        t = jnp.full((xs.shape[0],), jnp.interp(-2.0 * u, lam_table[::-1], levels[::-1]))
         eps = model_fn(xs / jnp.sqrt(1.0 + sigma ** 2), t)[1]  # sqrt(abar) = 1 / sqrt(1 + sigma^2)
         return sigma * eps
 

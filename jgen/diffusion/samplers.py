@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.diffusion.schedules import Schedule, abar_at, eps_from_x0, q_jump, q_posterior
+from jgen.diffusion.schedules import Schedule, abar_at, eps_from_x0, q_jump, q_posterior, reverse_log_variance
 from jgen.errors import JgenError
 
 
@@ -35,12 +35,8 @@ def ddpm_step(sched: Schedule, model_fn, x, t: int, key, variance: str = "small"
     x0, _ = model_fn(x, tb)
     if clip:
         x0 = jnp.clip(x0, -1.0, 1.0)
-    mean, _, log_var = q_posterior(sched, x0, x, tb)
-    if variance == "large":
-        # sigma_t^2 = beta_t, with the t=0 entry replaced so the log stays finite (as in the paper's code).
-        log_var = jnp.log(jnp.append(sched.posterior_variance[1], sched.betas[1:]))[t]
-    elif variance != "small":
-        raise JgenError(f"unknown variance '{variance}' (small | large)")
+    mean = q_posterior(sched, x0, x, tb)[0]
+    log_var = reverse_log_variance(sched, variance)[t]
     noise = jax.random.normal(key, x.shape, x.dtype)
     return mean + jnp.where(t > 0, jnp.exp(0.5 * log_var), 0.0) * noise
 

@@ -103,12 +103,25 @@ def q_posterior(sched: Schedule, x0, xt, t):
     return mean, _at(sched.posterior_variance, t, xt), _at(sched.posterior_log_variance_clipped, t, xt)
 
 
+def reverse_log_variance(sched: Schedule, variance: str):
+    """[T] log sigma_t^2 of the reverse process p(x_{t-1} | x_t): the posterior's variance ('small') or
+    beta_t ('large'), with the t = 0 entry replaced by the t = 1 posterior variance so the log stays finite
+    (as in the paper's code). The DDPM sampler and the variational bound both use it."""
+    if variance == "small":
+        return sched.posterior_log_variance_clipped
+    if variance == "large":
+        return jnp.log(jnp.append(sched.posterior_variance[1], sched.betas[1:]))
+    raise JgenError(f"unknown variance '{variance}' (small | large)")
+
+
 def x0_from_eps(sched: Schedule, xt, t, eps):
-    return (xt - _at(sched.sqrt_one_minus_alphas_cumprod, t, xt) * eps) / _at(sched.sqrt_alphas_cumprod, t, xt)
+    a, s = signal_noise(sched, t, xt)
+    return (xt - s * eps) / a
 
 
 def eps_from_x0(sched: Schedule, xt, t, x0):
-    return (xt - _at(sched.sqrt_alphas_cumprod, t, xt) * x0) / _at(sched.sqrt_one_minus_alphas_cumprod, t, xt)
+    a, s = signal_noise(sched, t, xt)
+    return (xt - a * x0) / s
 
 
 def v_target(sched: Schedule, x0, t, noise):
@@ -148,12 +161,12 @@ def signal_noise(sched: Schedule, t, x):
 def to_x0_eps(sched: Schedule, prediction: str, xt, t, out):
     """Turns the network output into the pair (x0, eps) that every sampler works with; t [B] integer
     levels, or fractional ones (the likelihood ODE)."""
-    a, s = signal_noise(sched, t, xt)
     if prediction == "eps":
-        return (xt - s * out) / a, out
+        return x0_from_eps(sched, xt, t, out), out
     if prediction == "x0":
-        return out, (xt - a * out) / s
+        return out, eps_from_x0(sched, xt, t, out)
     if prediction == "v":
+        a, s = signal_noise(sched, t, xt)
         return a * xt - s * out, s * xt + a * out
     raise JgenError(f"unknown prediction '{prediction}' (eps | x0 | v)")
 
@@ -163,8 +176,7 @@ def min_snr_weight(sched: Schedule, prediction: str, t, gamma: float):
     error of x0 (Hang et al. 2023, eq. 6), SNR_t = abar_t / (1 - abar_t). For the same x_t the errors are
     related by |eps err|^2 = SNR |x0 err|^2 and |v err|^2 = (SNR + 1) |x0 err|^2, so the weight is
     min(SNR, gamma) / SNR for eps, / (SNR + 1) for v, and min(SNR, gamma) itself for x0."""
-    # 1 - abar from its own float64-built table: 1 - (float32 abar) loses digits where abar is near 1
-    snr = sched.alphas_cumprod[t] / jnp.square(sched.sqrt_one_minus_alphas_cumprod[t])
+    snr = jnp.exp(log_snr(sched, t))  # not abar / (1 - abar): 1 - float32 abar loses digits near abar = 1
     capped = jnp.minimum(snr, gamma)
     if prediction == "eps":
         return capped / jnp.maximum(snr, 1e-20)

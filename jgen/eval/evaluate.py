@@ -68,21 +68,28 @@ def make_extractor(kind: str, image_size: int, channels: int, inception_path: st
     raise JgenError(f"unknown extractor '{kind}' (inception | classifier)")
 
 
-def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "features"):
-    """uint8 [N, S, S, C] -> (features [N, D], logits [N, K]) float32 NumPy, batches sharded over `mesh`."""
+def _sharded_batches(images_uint8: np.ndarray, mesh, batch: int, desc: str):
+    """(index of the first image, images [batch, S, S, C] in [-1, 1] sharded over `mesh`, how many are real):
+    the last batch is zero-padded so every call has one compiled shape; `batch` is rounded to the devices."""
     n_dev = mesh.devices.size
-    batch = max(n_dev, extractor.batch // n_dev * n_dev)
-    run = jax.jit(extractor.apply, in_shardings=(replicated(mesh), batch_sharding(mesh)),
-                  out_shardings=replicated(mesh))
-    params = jax.device_put(extractor.params, replicated(mesh))
-    features, logits = [], []
+    batch = max(n_dev, batch // n_dev * n_dev)
     for i in tqdm(range(0, len(images_uint8), batch), desc=desc, unit="batch", leave=False,
                   mininterval=1.0 if os.isatty(2) else 30.0):
         x = images_uint8[i:i + batch]
         real = len(x)
-        if real < batch:  # pad the last batch so every call has one compiled shape
+        if real < batch:
             x = np.concatenate([x, np.zeros((batch - real,) + x.shape[1:], x.dtype)])
-        out = run(params, jax.device_put(from_uint8(x), batch_sharding(mesh)))
+        yield i, jax.device_put(from_uint8(x), batch_sharding(mesh)), real
+
+
+def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "features"):
+    """uint8 [N, S, S, C] -> (features [N, D], logits [N, K]) float32 NumPy, batches sharded over `mesh`."""
+    run = jax.jit(extractor.apply, in_shardings=(replicated(mesh), batch_sharding(mesh)),
+                  out_shardings=replicated(mesh))
+    params = jax.device_put(extractor.params, replicated(mesh))
+    features, logits = [], []
+    for _, x, real in _sharded_batches(images_uint8, mesh, extractor.batch, desc):
+        out = run(params, x)
         features.append(np.asarray(out["features"])[:real])
         logits.append(np.asarray(out["logits"])[:real])
     return np.concatenate(features), np.concatenate(logits)
@@ -199,20 +206,12 @@ def likelihood_report(config, nll_fns: dict, mesh, spec: str, num: int, batch: i
     draw) by each of nll_fns: {method: fn(images [B, H, W, C] in [-1, 1], key) -> bits/dim [B]}, the batch
     sharded over `mesh` and keys fold_in(seed, batch index). Reports the mean and its standard error."""
     images = subset_images(config.data, spec, num, REFERENCE_SEED)
-    n_dev = mesh.devices.size
-    batch = max(n_dev, min(batch, len(images)) // n_dev * n_dev)
     report = dict(nll_images=spec, num_nll=len(images), nll_subset=f"uniform without replacement, seed "
                   f"{REFERENCE_SEED}")
     for method, fn in nll_fns.items():
         t0, bits = time.time(), []
-        for i in tqdm(range(0, len(images), batch), desc=f"nll ({method})", unit="batch", leave=False,
-                      mininterval=1.0 if os.isatty(2) else 30.0):
-            x = images[i:i + batch]
-            real = len(x)
-            if real < batch:  # pad the last batch so every call has one compiled shape
-                x = np.concatenate([x, np.repeat(x[:1], batch - real, axis=0)])
-            out = fn(jax.device_put(from_uint8(x), batch_sharding(mesh)), jax.random.fold_in(jax.random.PRNGKey(seed), i))
-            bits.append(np.asarray(gather(out), np.float64)[:real])
+        for i, x, real in _sharded_batches(images, mesh, min(batch, len(images)), f"nll ({method})"):
+            bits.append(np.asarray(gather(fn(x, jax.random.fold_in(jax.random.PRNGKey(seed), i))), np.float64)[:real])
         bits = np.concatenate(bits)
         report[f"nll_{method}_bpd"] = float(bits.mean())
         report[f"nll_{method}_bpd_sem"] = float(bits.std(ddof=1) / np.sqrt(len(bits))) if len(bits) > 1 else 0.0
