@@ -1,13 +1,13 @@
 """The command line as a user meets it: every bad config value is one line and exit 2 before anything
 is written, whatever the section; a --config that is not a config is one line too; --help explains."""
 
-import pytest
-
-from bad_configs import BAD_VALUES, BAD_VALUES_ON_8_DEVICES
 import os
 import subprocess
 import sys
 
+import pytest
+
+from bad_configs import BAD_VALUES, BAD_VALUES_ON_8_DEVICES
 from helpers import ROOT, cli_env, jgen, one_line_error, run_jgen, tiny_train_args
 
 
