@@ -75,9 +75,10 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
     # the x0 error, which caps the weight of the easy low-noise steps)
     c.diffusion = dict(timesteps=1000, schedule="linear", beta_start=1e-4, beta_end=0.02, prediction="eps",
                        loss_weight="none", min_snr_gamma=5.0)
-    # AdamW with linear warm-up over warmup_steps; grad_clip: global-norm clipping (0 = none);
+    # AdamW with linear warm-up over warmup_steps, then a constant rate (decay=none) or a cosine down to
+    # 0 at train.steps (decay=cosine); grad_clip: global-norm clipping (0 = none);
     # ema_decay: the EMA of the parameters that sampling uses (0 = none)
-    c.optim = dict(lr=2e-4, warmup_steps=5000, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+    c.optim = dict(lr=2e-4, warmup_steps=5000, decay="none", b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=1.0, ema_decay=0.9999)
     # sampler: ddpm (ancestral, all timesteps) | ddim (steps evenly spaced levels; eta 0 is
     # deterministic, 1 as noisy as DDPM) | heun (EDM's second-order ODE solver, 2 * steps - 1 model
@@ -96,7 +97,7 @@ def _gan(c: ml_collections.ConfigDict) -> None:
     # update (train.batch_size counts the real images of all of them); gp_weight: lambda of WGAN-GP
     c.gan = dict(loss="nonsaturating", n_critic=1, gp_weight=10.0)
     # One AdamW per network; ema_decay: the EMA of the generator that sampling uses (0 = none)
-    adam = dict(lr=2e-4, warmup_steps=0, b1=0.5, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip=0.0)
+    adam = dict(lr=2e-4, warmup_steps=0, decay="none", b1=0.5, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip=0.0)
     c.optim = dict(gen=adam, disc=dict(adam), ema_decay=0.0)
 
 
@@ -108,5 +109,5 @@ def _vae(c: ml_collections.ConfigDict) -> None:
     # (recon + gamma * |KL - C|, C rising to capacity_max nats over capacity_steps steps)
     c.vae = dict(likelihood="bernoulli", sigma=0.1, objective="beta", beta=1.0, gamma=1000.0,
                  capacity_max=25.0, capacity_steps=100000)
-    c.optim = dict(lr=5e-4, warmup_steps=0, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+    c.optim = dict(lr=5e-4, warmup_steps=0, decay="none", b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=0.0, ema_decay=0.0)

@@ -81,7 +81,7 @@ SHARED_RULES = {
     "condition.drop": FRACTION, "condition.scale": ints(2),
     "sample.num": ints(1),
 }
-ADAM_RULES = {"lr": POSITIVE, "warmup_steps": ints(0), "b1": BELOW_ONE, "b2": BELOW_ONE, "eps": POSITIVE,
+ADAM_RULES = {"lr": POSITIVE, "warmup_steps": ints(0), "decay": one_of("none", "cosine"), "b1": BELOW_ONE, "b2": BELOW_ONE, "eps": POSITIVE,
               "weight_decay": NONNEG, "grad_clip": NONNEG}
 
 

@@ -33,24 +33,37 @@ class TrainState:
     rng: jnp.ndarray
 
 
-def make_optimizer(optim) -> optax.GradientTransformation:
-    """AdamW with linear warm-up to a constant rate and optional global-norm clipping.
+def learning_rate(optim, total_steps: int):
+    """The rate at each step: a linear warm-up over warmup_steps, then constant (decay=none) or a cosine
+    down to 0 at total_steps (decay=cosine). Short runs gain from the decay: the last steps make small
+    moves, so the final weights (and the EMA that averages them) sit nearer a minimum."""
+    warmup = optim.warmup_steps
+    if optim.get("decay", "none") == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0 if warmup else optim.lr, optim.lr, warmup,
+                                                  max(total_steps, warmup + 1), 0.0)
+    if warmup > 0:
+        return optax.join_schedules([optax.linear_schedule(0.0, optim.lr, warmup),
+                                     optax.constant_schedule(optim.lr)], [warmup])
+    return optim.lr
 
-    optim: lr, warmup_steps, b1, b2, eps, weight_decay, grad_clip (0 disables clipping).
+
+def make_optimizer(optim, total_steps: int = 0) -> optax.GradientTransformation:
+    """AdamW on `learning_rate`'s schedule, with optional global-norm clipping.
+
+    optim: lr, warmup_steps, decay, b1, b2, eps, weight_decay, grad_clip (0 disables clipping).
     """
-    lr = optim.lr
-    if optim.warmup_steps > 0:
-        lr = optax.join_schedules([optax.linear_schedule(0.0, optim.lr, optim.warmup_steps),
-                                   optax.constant_schedule(optim.lr)], [optim.warmup_steps])
     parts = [optax.clip_by_global_norm(optim.grad_clip)] if optim.grad_clip > 0 else []
-    parts.append(optax.adamw(lr, b1=optim.b1, b2=optim.b2, eps=optim.eps, weight_decay=optim.weight_decay))
+    parts.append(optax.adamw(learning_rate(optim, total_steps), b1=optim.b1, b2=optim.b2, eps=optim.eps,
+                             weight_decay=optim.weight_decay))
     return optax.chain(*parts)
 
 
 def optimizers(config):
     """One optimiser, or {'gen', 'disc'} for a family with an `update` of several networks (optim.gen/disc)."""
-    o = config.optim
-    return {"gen": make_optimizer(o.gen), "disc": make_optimizer(o.disc)} if "gen" in o else make_optimizer(o)
+    o, n = config.optim, config.train.steps
+    if "gen" not in o:
+        return make_optimizer(o, n)  # the discriminator moves n_critic times a step
+    return {"gen": make_optimizer(o.gen, n), "disc": make_optimizer(o.disc, n * config.gan.n_critic)}
 
 
 def new_state(family, config, rng) -> TrainState:
