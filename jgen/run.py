@@ -9,12 +9,13 @@ from functools import partial
 
 import jax
 import ml_collections
+import numpy as np
 from jax.sharding import Mesh
 from tqdm import tqdm
 
 from jgen import files
 from jgen.config import check, check_hardware, read_config, save_config
-from jgen.data.pipeline import cache_refusal, cached, global_batches, prefetched
+from jgen.data.pipeline import cache_refusal, cached, global_batches, images_at, prefetched, uniform_subset
 from jgen.data.sources import open_source
 from jgen.errors import JgenError
 from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
@@ -37,6 +38,7 @@ class Run:
     mesh: Mesh
     workdir: str
     _compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+    _prior: tuple = dataclasses.field(default=(), init=False, repr=False)  # (step, ema, fitted prior)
 
     def variables(self, ema: bool = True) -> dict:
         """What the family's sample/decode/encode take: the EMA or the raw generator parameters. Under
@@ -65,8 +67,27 @@ class Run:
 
         def draw(key, cond: Cond = Cond()):
             check_cond(self.config, cond, num)
-            return fn(self.variables(ema), key, cond=cond)
+            return fn(self.sample_variables(ema), key, cond=cond)
         return draw
+
+    def sample_variables(self, ema: bool = True) -> dict:
+        """`variables` plus what sampling alone needs: for a VAE with vae.prior=gmm, the mixture fitted
+        to this state's encoder on a seeded uniform vae.prior_fit_images of the training data, once per
+        step and weights (a grid, an evaluation's batches and an export share one fit)."""
+        variables = self.variables(ema)
+        if self.config.family != "vae" or self.config.vae.prior != "gmm":
+            return variables
+        step = int(self.state.step)
+        if self._prior[:2] != (step, ema):
+            data = self.config.data
+            source = open_source(data.source, data.data_dir)
+            picked = uniform_subset(source, self.config.vae.prior_fit_images, seed=0)
+            encode = self.jit("encode", partial(self.family.encode, self.config))
+            codes = [np.asarray(encode(variables, images_at(source, data, picked[i:i + 500]))[0])
+                     for i in range(0, len(picked), 500)]
+            prior = self.family.fit_prior(self.config, np.concatenate(codes))
+            self._prior = (step, ema, jax.device_put(prior, replicated(self.mesh)))
+        return dict(variables, prior=self._prior[2])
 
     def decode(self, z, ema: bool = True):
         """The family's decoder (generator; deterministic DDIM for diffusion) on latents z [B, ...]."""

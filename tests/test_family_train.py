@@ -96,3 +96,28 @@ def test_vae_reconstruct_and_traverse(tmp_path, capsys):
     assert stdout.count(" z") == 4
     one_line_error(jgen(capsys, "traverse", "--workdir", tmp_path / "run", "--index", 99, "--num", 16, code=2)[1],
                    "--index must be in [0, 16)")
+
+
+def test_vae_gmm_prior_is_fitted_to_the_training_codes(tmp_path, capsys):
+    import jax
+
+    from jgen.data.pipeline import images_at
+    from jgen.data.sources import open_source
+    from jgen.families import vae
+    from jgen.run import open_run
+
+    jgen(capsys, *tiny_vae_args(tmp_path / "run", "train.steps=2", "vae.prior=gmm", "vae.prior_components=3"))
+    assert (tmp_path / "run" / "samples" / "final.png").exists()
+    run = open_run(str(tmp_path / "run"))
+    prior = run.sample_variables()["prior"]
+    assert run.sample_variables()["prior"] is prior  # fitted once per step and weights
+    data = run.config.data
+    source = open_source(data.source, data.data_dir)  # 4,500 digits: all fit under prior_fit_images
+    codes = np.asarray(vae.encode(run.config, run.variables(), images_at(source, data, range(len(source))))[0],
+                       np.float64)
+    # EM's M-step makes the mixture's mean the codes' mean, and its weights sum to one
+    weights = np.exp(np.asarray(prior["log_weights"], np.float64))
+    np.testing.assert_allclose(weights.sum(), 1.0, atol=1e-5)
+    np.testing.assert_allclose(weights @ np.asarray(prior["means"], np.float64), codes.mean(0), atol=1e-4)
+    images = np.asarray(run.sampler(8)(jax.random.PRNGKey(0)))
+    assert images.shape == (8, 8, 8, 1) and np.all(np.abs(images) <= 1.0)

@@ -107,7 +107,10 @@ def _vae(c: ml_collections.ConfigDict) -> None:
     # likelihood: bernoulli (pixel intensities in [0, 1]) | gaussian (fixed sigma on the [-1, 1] scale) |
     # gaussian_learned (one learned sigma); objective: beta (recon + beta * KL) | capacity
     # (recon + gamma * |KL - C|, C rising to capacity_max nats over capacity_steps steps)
+    # prior: normal (N(0, I), the paper's) | gmm (Ghosh et al. 2020's ex-post mixture of prior_components
+    # Gaussians, fitted to the posterior means of a seeded uniform prior_fit_images training images)
     c.vae = dict(likelihood="bernoulli", sigma=0.1, objective="beta", beta=1.0, gamma=1000.0,
-                 capacity_max=25.0, capacity_steps=100000)
+                 capacity_max=25.0, capacity_steps=100000, prior="normal", prior_components=10,
+                 prior_fit_images=10000)
     c.optim = dict(lr=5e-4, warmup_steps=0, decay="none", b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=0.0, ema_decay=0.0)

@@ -111,7 +111,8 @@ FAMILY_RULES = {
         "model.latent_dim": ints(1),
         "vae.likelihood": one_of("bernoulli", "gaussian", "gaussian_learned"), "vae.sigma": POSITIVE,
         "vae.objective": one_of("beta", "capacity"), "vae.beta": NONNEG, "vae.gamma": NONNEG,
-        "vae.capacity_max": NONNEG, "vae.capacity_steps": ints(1),
+        "vae.capacity_max": NONNEG, "vae.capacity_steps": ints(1), "vae.prior": one_of("normal", "gmm"),
+        "vae.prior_components": ints(1), "vae.prior_fit_images": ints(1),
         **_adam("optim"), "optim.ema_decay": BELOW_ONE,
     },
 }

@@ -16,6 +16,8 @@ only says what its model is, what it minimises and how it samples.
                                                      with several optimisers (the GAN)
   sample(config, variables, rng, num, cond) -> [num, H, W, C] in [-1, 1]
   latent_shape(config); decode(config, variables, z); encode(config, variables, x) where it exists
+  fit_prior(config, codes) where it exists: a prior fitted to encoded training data after training
+      (the VAE's vae.prior=gmm); jgen.run passes it to `sample` as variables['prior']
 
 `variables` is {'params': generator params (EMA or raw), 'model_state': ...}.
 """

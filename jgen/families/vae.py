@@ -5,6 +5,10 @@ loss = -E_q[log p(x|z)] + gamma * |KL - C(step)|                  (vae.objective
 with C rising linearly from 0 to vae.capacity_max nats over vae.capacity_steps steps. Both terms
 are summed over pixels and latents and averaged over the batch, so they are nats per image.
 
+Samples decode draws from N(0, I), or with vae.prior=gmm from a Gaussian mixture fitted to the
+training set's posterior means after training (jgen.families.gmm; jgen.run fits it and hands it to
+`sample` as variables['prior']).
+
 Likelihoods (vae.likelihood): "bernoulli" (decoder logits; pixel intensities in [0, 1] as the
 targets, the usual choice for MNIST-like data), "gaussian" (decoder means, fixed vae.sigma on the
 [-1, 1] scale) and "gaussian_learned" (one learned log-sigma).
@@ -16,7 +20,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jgen.errors import JgenError
 from jgen.families.base import Cond, compute_dtype, to_compute
+from jgen.families.gmm import fit_gmm, gmm_sample
 from jgen.nn.vae import Decoder, Encoder
 
 
@@ -187,6 +193,19 @@ def decode(config, variables, z):
     return jax.nn.sigmoid(out) * 2.0 - 1.0 if config.vae.likelihood == "bernoulli" else jnp.clip(out, -1.0, 1.0)
 
 
+def fit_prior(config, codes):
+    """The ex-post prior (vae.prior=gmm): vae.prior_components Gaussians fitted to posterior means [N, latent]."""
+    prior, _ = fit_gmm(codes, config.vae.prior_components, seed=config.seed)
+    return prior
+
+
 def sample(config, variables, rng, num: int, cond: Cond = Cond()):
-    """`num` images from the prior z ~ N(0, I), shown as the decoder's means; a VAE takes no condition."""
-    return decode(config, variables, jax.random.normal(rng, (num,) + latent_shape(config)))
+    """`num` images from the prior (N(0, I), or the fitted mixture of vae.prior=gmm), shown as the
+    decoder's means; a VAE takes no condition."""
+    if config.vae.prior == "gmm":
+        if "prior" not in variables:
+            raise JgenError("vae.prior=gmm samples need the fitted prior: sample through jgen.run's Run.sampler")
+        z = gmm_sample(variables["prior"], rng, num)
+    else:
+        z = jax.random.normal(rng, (num,) + latent_shape(config))
+    return decode(config, variables, z)
