@@ -50,6 +50,8 @@ BAD_VALUES = [
     ("dcgan_mnist5k", "train.grad_accum=2", "applies to the diffusion and VAE families"),
     ("betavae_mnist5k", "vae.likelihood=laplace", "one of bernoulli | gaussian | gaussian_learned"),
     ("betavae_celeba64", "vae.sigma=0", "a number > 0"),
+    ("betavae_mnist5k", "vae.prior=vamp", "one of normal | gmm"),
+    ("betavae_mnist5k", "vae.prior_components=0", "an int >= 1"),
     ("betavae_dsprites", "vae.objective=elbo", "one of beta | capacity"),
     ("betavae_dsprites", "vae.capacity_steps=0", "an int >= 1"),
     ("ddpm_mnist5k", "condition.kind=text", "one of none | class | lowres"),

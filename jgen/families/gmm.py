@@ -5,7 +5,7 @@ training and sample from it instead of N(0, I)).
 Why: the aggregate posterior of a trained VAE does not fill N(0, I); decoding prior draws from the
 holes between its clusters gives the blurred in-between digits that dominate a VAE's sample FID.
 On the offline digits (16 latents, 12,000 steps) 10 components took FID (classifier features) from
-185 to 69.
+185 to 72.
 
 Fitting is EM in float64 NumPy (thousands of codes of tens of dimensions: milliseconds an
 iteration); sampling is a traced JAX function of the fitted arrays, so it runs inside the jitted
@@ -15,6 +15,7 @@ sampler like any other parameter.
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from jgen.errors import JgenError
 
@@ -24,7 +25,7 @@ def _log_gaussians(x, means, chol):
     n, d = x.shape
     out = np.empty((n, len(means)))
     for k, (mu, lower) in enumerate(zip(means, chol)):
-        sol = np.linalg.solve(lower, (x - mu).T)  # L^-1 (x - mu): the whitened residuals, [D, N]
+        sol = solve_triangular(lower, (x - mu).T, lower=True)  # L^-1 (x - mu): the whitened residuals, [D, N]
         out[:, k] = (-0.5 * np.sum(sol * sol, axis=0) - np.sum(np.log(np.diag(lower)))
                      - 0.5 * d * np.log(2 * np.pi))
     return out
@@ -46,7 +47,7 @@ def _kmeans_pp(x, k: int, rng) -> np.ndarray:
     return np.stack(centres)
 
 
-def fit_gmm(x, k: int, seed: int = 0, iters: int = 300, tol: float = 1e-7, reg: float = 1e-6):
+def fit_gmm(x, k: int, seed: int = 0, iters: int = 200, tol: float = 1e-4, reg: float = 1e-6):
     """EM for a k-component full-covariance mixture of the rows of x [N, D].
 
     Starts from the hard assignment to k-means++ centres; stops when the mean log-likelihood gains
@@ -88,4 +89,5 @@ def gmm_sample(prior, rng, num: int):
     pick, noise = jax.random.split(rng)
     k = jax.random.categorical(pick, prior["log_weights"], shape=(num,))
     eps = jax.random.normal(noise, (num, prior["means"].shape[1]))
-    return prior["means"][k] + jnp.einsum("nij,nj->ni", prior["chol"][k], eps)
+    # a broadcast sum, not a matmul: the draw stays float32 whatever train.compute_dtype the networks use
+    return prior["means"][k] + jnp.sum(prior["chol"][k] * eps[:, None, :], axis=-1)
