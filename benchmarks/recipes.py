@@ -4,6 +4,8 @@ the same count (NUM uniformly drawn real training digits), and by the share of s
 calls with p >= 0.9 (also given for the 500 real held-out digits).
 
   python benchmarks/recipes.py --name wide --config ddpm_mnist5k --set model.ch=32 --set train.steps=4000
+  python benchmarks/recipes.py --name main --workdir /tmp/clone/runs/ddpm_mnist5k --seconds 650
+                                              # judge a run trained elsewhere (a timed clean clone)
   python benchmarks/recipes.py --floor        # the floor rows only
   python benchmarks/recipes.py --table        # the markdown table of every row measured so far
 
@@ -61,6 +63,8 @@ def main():
     p.add_argument("--num", type=int, default=1000, help="samples judged per row (default 1000)")
     p.add_argument("--floor", action="store_true", help="measure the floor rows (real digits)")
     p.add_argument("--table", action="store_true")
+    p.add_argument("--workdir", default="", help="with --name: judge this finished run instead of training one")
+    p.add_argument("--seconds", type=int, default=0, help="with --workdir: its wall time, measured outside")
     p.add_argument("--classifier", default=os.path.join(ROOT, "runs", "classifier_mnist5k"))
     p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results",
                                                      f"cpu2-recipes-{time.strftime('%Y-%m-%d')}.jsonl"))
@@ -76,10 +80,11 @@ def main():
             rows.append(dict(name=name, overrides=[], num=num, fid=r["fid_classifier"],
                              confident=r["confident_classifier"]))
     elif a.name:
-        workdir = os.path.join(ROOT, "runs", "recipes", a.name)
+        workdir = a.workdir or os.path.join(ROOT, "runs", "recipes", a.name)
         start = time.time()
-        jgen("train", "--config", a.config, "--workdir", workdir, *sum((["--set", s] for s in a.set), []))
-        seconds = round(time.time() - start)
+        if not a.workdir:
+            jgen("train", "--config", a.config, "--workdir", workdir, *sum((["--set", s] for s in a.set), []))
+        seconds = a.seconds if a.workdir else round(time.time() - start)
         r = evaluate(workdir, a.classifier, a.num)
         rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, train_seconds=seconds,
                          steps_per_sec=round(steps_per_sec(workdir), 1), fid=r["fid_classifier"],
