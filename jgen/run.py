@@ -83,8 +83,11 @@ class Run:
             source = open_source(data.source, data.data_dir)
             picked = uniform_subset(source, self.config.vae.prior_fit_images, seed=0)
             encode = self.jit("encode", partial(self.family.encode, self.config))
-            codes = [np.asarray(encode(variables, images_at(source, data, picked[i:i + 500]))[0])
-                     for i in range(0, len(picked), 500)]
+            codes = []
+            for i in range(0, len(picked), 500):  # the last chunk padded: one compiled shape
+                x = images_at(source, data, picked[i:i + 500])
+                padded = np.concatenate([x, np.zeros((500 - len(x),) + x.shape[1:], x.dtype)])
+                codes.append(np.asarray(encode(variables, padded)[0])[:len(x)])
             prior = self.family.fit_prior(self.config, np.concatenate(codes))
             self._prior = (step, ema, jax.device_put(prior, replicated(self.mesh)))
         return dict(variables, prior=self._prior[2])
@@ -145,6 +148,10 @@ def train(config, workdir: str) -> str:
     mesh = make_mesh()
     source = open_source(config.data.source, config.data.data_dir)
     check(config, devices=mesh.devices.size, num_classes=source.num_classes)
+    if config.family == "vae" and config.vae.prior == "gmm" and min(len(source), config.vae.prior_fit_images) < \
+            config.vae.prior_components:  # found now, not at the first grid after minutes of training
+        raise JgenError(f"vae.prior=gmm fits {config.vae.prior_components} components to "
+                        f"{min(len(source), config.vae.prior_fit_images)} images: lower vae.prior_components")
     check_hardware(config, mesh.devices.flat)
     refusal = cache_refusal(source, config.data) if config.data.cache else ""
     if any_process(bool(refusal)):  # every process stops, or none

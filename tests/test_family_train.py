@@ -82,7 +82,7 @@ def test_sample_and_interpolate_from_a_gan_run(tmp_path, capsys):
 
 
 def test_vae_reconstruct_and_traverse(tmp_path, capsys):
-    jgen(capsys, *tiny_vae_args(tmp_path / "run", "train.steps=2"))
+    jgen(capsys, *tiny_vae_args(tmp_path / "run", "train.steps=2", "vae.prior=normal"))  # grid from N(0, I)
     metrics = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert all(k in metrics[-1] for k in ("elbo", "bits_per_dim", "active_units", "kl_dim_03"))
     out = tmp_path / "r.png"
@@ -106,11 +106,21 @@ def test_vae_gmm_prior_is_fitted_to_the_training_codes(tmp_path, capsys):
     from jgen.families import vae
     from jgen.run import open_run
 
-    jgen(capsys, *tiny_vae_args(tmp_path / "run", "train.steps=2", "vae.prior=gmm", "vae.prior_components=3"))
+    one_line_error(jgen(capsys, *tiny_vae_args(tmp_path / "bad", "vae.prior_fit_images=2"), code=2)[1],
+                   "fits 10 components to 2 images")
+    assert not (tmp_path / "bad").exists()
+    jgen(capsys, *tiny_vae_args(tmp_path / "run", "train.steps=2", "vae.prior_components=3",
+                                "optim.ema_decay=0.9"))
     assert (tmp_path / "run" / "samples" / "final.png").exists()
     run = open_run(str(tmp_path / "run"))
     prior = run.sample_variables()["prior"]
     assert run.sample_variables()["prior"] is prior  # fitted once per step and weights
+    raw = run.sample_variables(ema=False)["prior"]  # the raw weights' encoder: another fit
+    assert not np.allclose(raw["means"], prior["means"])
+    state = run.state
+    run.state = state.replace(step=state.step + 1)
+    assert run.sample_variables()["prior"] is not prior
+    run.state = state
     data = run.config.data
     source = open_source(data.source, data.data_dir)  # 4,500 digits: all fit under prior_fit_images
     codes = np.asarray(vae.encode(run.config, run.variables(), images_at(source, data, range(len(source))))[0],
@@ -121,3 +131,9 @@ def test_vae_gmm_prior_is_fitted_to_the_training_codes(tmp_path, capsys):
     np.testing.assert_allclose(weights @ np.asarray(prior["means"], np.float64), codes.mean(0), atol=1e-4)
     images = np.asarray(run.sampler(8)(jax.random.PRNGKey(0)))
     assert images.shape == (8, 8, 8, 1) and np.all(np.abs(images) <= 1.0)
+    # the sampler draws from the prior it is given: a one-point mixture decodes to that point
+    point = {"log_weights": np.zeros(1, np.float32), "means": codes[:1].astype(np.float32),
+             "chol": np.zeros((1, 4, 4), np.float32)}
+    out = vae.sample(run.config, dict(run.variables(), prior=point), jax.random.PRNGKey(1), 3)
+    np.testing.assert_allclose(out, np.repeat(vae.decode(run.config, run.variables(), point["means"]), 3, 0),
+                               atol=1e-6)

@@ -5,7 +5,7 @@ training and sample from it instead of N(0, I)).
 Why: the aggregate posterior of a trained VAE does not fill N(0, I); decoding prior draws from the
 holes between its clusters gives the blurred in-between digits that dominate a VAE's sample FID.
 On the offline digits (16 latents, 12,000 steps) 10 components took FID (classifier features) from
-185 to 72.
+191 to 73 (benchmarks/results/cpu2-recipes-2026-11-30.md).
 
 Fitting is EM in float64 NumPy (thousands of codes of tens of dimensions: milliseconds an
 iteration); sampling is a traced JAX function of the fitted arrays, so it runs inside the jitted
@@ -51,12 +51,15 @@ def fit_gmm(x, k: int, seed: int = 0, iters: int = 200, tol: float = 1e-4, reg: 
     """EM for a k-component full-covariance mixture of the rows of x [N, D].
 
     Starts from the hard assignment to k-means++ centres; stops when the mean log-likelihood gains
-    less than `tol` nats; `reg` is added to each covariance's diagonal so that no component collapses
-    onto a point. Returns (prior: dict of float32 `log_weights` [K], `means` [K, D], `chol` [K, D, D]
-    (lower Cholesky factors of the covariances), the mean log-likelihood after every iteration).
+    less than `tol` nats; `reg` is added to each covariance's diagonal to keep it positive definite
+    (it does not stop a component from settling on a lone outlier with a tiny weight). Returns
+    (prior: dict of float32 `log_weights` [K], `means` [K, D], `chol` [K, D, D] (lower Cholesky
+    factors of the covariances), the mean log-likelihood after every iteration).
     """
     x = np.asarray(x, np.float64)
-    if x.ndim != 2 or len(x) < k:
+    if x.ndim != 2:
+        raise JgenError(f"a mixture is fitted to codes [N, D], got shape {x.shape}")
+    if len(x) < k:
         raise JgenError(f"a {k}-component prior needs at least {k} latent codes, got {len(x)}")
     rng = np.random.default_rng(seed)
     centres = _kmeans_pp(x, k, rng)

@@ -7,7 +7,7 @@ are summed over pixels and latents and averaged over the batch, so they are nats
 
 Samples decode draws from N(0, I), or with vae.prior=gmm from a Gaussian mixture fitted to the
 training set's posterior means after training (jgen.families.gmm; jgen.run fits it and hands it to
-`sample` as variables['prior']).
+`sample` as variables['prior']). `jgen interpolate` walks between N(0, I) draws either way.
 
 Likelihoods (vae.likelihood): "bernoulli" (decoder logits; pixel intensities in [0, 1] as the
 targets, the usual choice for MNIST-like data), "gaussian" (decoder means, fixed vae.sigma on the
