@@ -80,11 +80,11 @@ def main():
             rows.append(dict(name=name, overrides=[], num=num, fid=r["fid_classifier"],
                              confident=r["confident_classifier"]))
     elif a.name:
-        workdir = a.workdir or os.path.join(ROOT, "runs", "recipes", a.name)
-        start = time.time()
-        if not a.workdir:
+        workdir, seconds = a.workdir, a.seconds
+        if not workdir:
+            workdir, start = os.path.join(ROOT, "runs", "recipes", a.name), time.time()
             jgen("train", "--config", a.config, "--workdir", workdir, *sum((["--set", s] for s in a.set), []))
-        seconds = a.seconds if a.workdir else round(time.time() - start)
+            seconds = round(time.time() - start)
         r = evaluate(workdir, a.classifier, a.num)
         rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, train_seconds=seconds,
                          steps_per_sec=round(steps_per_sec(workdir), 1), fid=r["fid_classifier"],

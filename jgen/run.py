@@ -15,10 +15,10 @@ from tqdm import tqdm
 
 from jgen import files
 from jgen.config import check, check_hardware, read_config, save_config
-from jgen.data.pipeline import cache_refusal, cached, global_batches, images_at, prefetched, uniform_subset
+from jgen.data.pipeline import cache_refusal, cached, global_batches, prefetched
 from jgen.data.sources import open_source
 from jgen.errors import JgenError
-from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars
+from jgen.eval.evaluate import describe, make_evaluator, save_report, scalars, sharded_batches, subset_images
 from jgen.families import get_family
 from jgen.families.base import Cond, Family, check_cond, precision
 from jgen.sharding import any_process, batch_sharding, gather, make_mesh, replicated, state_sharding
@@ -39,6 +39,7 @@ class Run:
     workdir: str
     _compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
     _prior: tuple = dataclasses.field(default=(), init=False, repr=False)  # (step, ema, fitted prior)
+    _fit_images: np.ndarray = dataclasses.field(default=None, init=False, repr=False)  # uint8, what it is fitted to
 
     def variables(self, ema: bool = True) -> dict:
         """What the family's sample/decode/encode take: the EMA or the raw generator parameters. Under
@@ -79,16 +80,14 @@ class Run:
             return variables
         step = int(self.state.step)
         if self._prior[:2] != (step, ema):
-            data = self.config.data
-            source = open_source(data.source, data.data_dir)
-            picked = uniform_subset(source, self.config.vae.prior_fit_images, seed=0)
-            encode = self.jit("encode", partial(self.family.encode, self.config))
-            codes = []
-            for i in range(0, len(picked), 500):  # the last chunk padded: one compiled shape
-                x = images_at(source, data, picked[i:i + 500])
-                padded = np.concatenate([x, np.zeros((500 - len(x),) + x.shape[1:], x.dtype)])
-                codes.append(np.asarray(encode(variables, padded)[0])[:len(x)])
-            prior = self.family.fit_prior(self.config, np.concatenate(codes))
+            if self._fit_images is None:  # the same images at every step: read once
+                self._fit_images = subset_images(self.config.data, self.config.data.source,
+                                                 self.config.vae.prior_fit_images, seed=0)
+            encode = self.jit("prior/encode", partial(self.family.encode, self.config),
+                              out_shardings=replicated(self.mesh))
+            codes = np.concatenate([np.asarray(encode(variables, x)[0])[:real] for _, x, real in
+                                    sharded_batches(self._fit_images, self.mesh, 500, "prior codes")])
+            prior = self.family.fit_prior(self.config, codes)
             self._prior = (step, ema, jax.device_put(prior, replicated(self.mesh)))
         return dict(variables, prior=self._prior[2])
 
@@ -148,10 +147,11 @@ def train(config, workdir: str) -> str:
     mesh = make_mesh()
     source = open_source(config.data.source, config.data.data_dir)
     check(config, devices=mesh.devices.size, num_classes=source.num_classes)
-    if config.family == "vae" and config.vae.prior == "gmm" and min(len(source), config.vae.prior_fit_images) < \
-            config.vae.prior_components:  # found now, not at the first grid after minutes of training
-        raise JgenError(f"vae.prior=gmm fits {config.vae.prior_components} components to "
-                        f"{min(len(source), config.vae.prior_fit_images)} images: lower vae.prior_components")
+    if config.family == "vae" and config.vae.prior == "gmm":  # found now, not at the first grid minutes later
+        fit_on = min(len(source), config.vae.prior_fit_images)
+        if fit_on < config.vae.prior_components:
+            raise JgenError(f"vae.prior=gmm fits {config.vae.prior_components} components to {fit_on} images: "
+                            f"lower vae.prior_components")
     check_hardware(config, mesh.devices.flat)
     refusal = cache_refusal(source, config.data) if config.data.cache else ""
     if any_process(bool(refusal)):  # every process stops, or none

@@ -68,7 +68,7 @@ def make_extractor(kind: str, image_size: int, channels: int, inception_path: st
     raise JgenError(f"unknown extractor '{kind}' (inception | classifier)")
 
 
-def _sharded_batches(images_uint8: np.ndarray, mesh, batch: int, desc: str):
+def sharded_batches(images_uint8: np.ndarray, mesh, batch: int, desc: str):
     """(index of the first image, images [batch, S, S, C] in [-1, 1] sharded over `mesh`, how many are real):
     the last batch is zero-padded so every call has one compiled shape; `batch` is rounded to the devices."""
     n_dev = mesh.devices.size
@@ -88,7 +88,7 @@ def extract(extractor: Extractor, images_uint8: np.ndarray, mesh, desc: str = "f
                   out_shardings=replicated(mesh))
     params = jax.device_put(extractor.params, replicated(mesh))
     features, logits = [], []
-    for _, x, real in _sharded_batches(images_uint8, mesh, extractor.batch, desc):
+    for _, x, real in sharded_batches(images_uint8, mesh, extractor.batch, desc):
         out = run(params, x)
         features.append(np.asarray(out["features"])[:real])
         logits.append(np.asarray(out["logits"])[:real])
@@ -210,7 +210,7 @@ def likelihood_report(config, nll_fns: dict, mesh, spec: str, num: int, batch: i
                   f"{REFERENCE_SEED}")
     for method, fn in nll_fns.items():
         t0, bits = time.time(), []
-        for i, x, real in _sharded_batches(images, mesh, min(batch, len(images)), f"nll ({method})"):
+        for i, x, real in sharded_batches(images, mesh, min(batch, len(images)), f"nll ({method})"):
             bits.append(np.asarray(gather(fn(x, jax.random.fold_in(jax.random.PRNGKey(seed), i))), np.float64)[:real])
         bits = np.concatenate(bits)
         report[f"nll_{method}_bpd"] = float(bits.mean())
