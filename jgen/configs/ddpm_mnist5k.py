@@ -10,7 +10,8 @@ linear one spends its last third on near-pure noise at this size), v-prediction 
 decay to 0 scored 54.5 against 51.8 at 10,000 steps), an EMA of 0.999, and a stochastic 100-step
 DDIM grid (eta=1). More steps kept paying: 54.2 at 8,000, 51.8 at 10,000, 45.2 at 13,000 (1.94x
 the floor, 0.853 called; seed 1: 47.6, 0.824; lr 2e-3 or an EMA of 0.9995 moved it within that
-spread). The main job takes 10 min 6 s with the install (8 min 56 s training, 24 steps/s).
+spread). The main job took 10 min 6 s and 11 min 10 s with the install in two timings (8 min 56 s and
+9 min 56 s training).
 """
 
 from jgen.configs import base
