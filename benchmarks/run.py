@@ -5,9 +5,13 @@ Every measurement runs in its own process (benchmarks/workers.py), the variants 
 by round so that drifting machine load hits them alike; each figure is the median over rounds.
 Writes benchmarks/results/<device>-<date>.{json,md,png} (on CPU the device is cpu<cores>).
 
-  python benchmarks/run.py --device cpu --quick     # 3 families, jgen float32 vs torch eager, ~5 min on 2 cores
+  python benchmarks/run.py --device cpu --quick     # 3 families + DiT, jgen float32 vs torch eager, ~9 min on 2 cores
   python benchmarks/run.py --device cpu             # + bfloat16, torch.compile, CIFAR shapes, 2 rounds
   python benchmarks/run.py --device gpu             # the CIFAR-10 U-Net at batch 128 and friends
+  python benchmarks/run.py --device cpu --only dit  # the DiT rows alone
+
+The DiT rows (label "dit") train and sample the mnist5k recipe with model.arch=dit (DIT below: 28x28x1,
+patch 2, so 14x14 tokens, width 192, 6 blocks, 3 heads) against dit_torch's twin.
 """
 
 import argparse
@@ -20,13 +24,21 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (family label, config in configs/, batch)
+# (family label, config in configs/, batch); label "dit" runs the config with DIT's overrides
 CASES = {
-    "quick": [("ddpm", "ddpm_mnist5k", 16), ("dcgan", "dcgan_mnist5k", 64), ("vae", "betavae_mnist5k", 64)],
+    "quick": [("ddpm", "ddpm_mnist5k", 16), ("dcgan", "dcgan_mnist5k", 64), ("vae", "betavae_mnist5k", 64),
+              ("dit", "ddpm_mnist5k", 64)],
     "cpu": [("ddpm", "ddpm_mnist5k", 16), ("dcgan", "dcgan_mnist5k", 64), ("vae", "betavae_mnist5k", 64),
-            ("ddpm", "ddpm_cifar10", 4), ("dcgan", "dcgan_cifar10", 64), ("vae", "betavae_celeba64", 64)],
-    "gpu": [("ddpm", "ddpm_cifar10", 128), ("dcgan", "dcgan_cifar10", 128), ("vae", "betavae_celeba64", 128)],
+            ("ddpm", "ddpm_cifar10", 4), ("dcgan", "dcgan_cifar10", 64), ("vae", "betavae_celeba64", 64),
+            ("dit", "ddpm_mnist5k", 64)],
+    "gpu": [("ddpm", "ddpm_cifar10", 128), ("dcgan", "dcgan_cifar10", 128), ("vae", "betavae_celeba64", 128),
+            ("dit", "ddpm_mnist5k", 128)],
 }
+# A small DiT (Peebles & Xie 2023) on the mnist5k recipe's 28x28x1 digits: 14x14 tokens of width 192.
+# Its sampling figure is 10-step DDIM: 50 steps of a batch of 64 take ~2 min a call on 2 cores.
+DIT = dict(patch_size=2, hidden=192, depth=6, heads=3)
+DIT_SAMPLE_STEPS = 10
+DIT_SET = ["model.arch=dit"] + [f"model.{k}={v}" for k, v in DIT.items()] + [f"sample.steps={DIT_SAMPLE_STEPS}"]
 VARIANTS = {"quick": [("jgen", "float32"), ("torch", "eager")],
             "full": [("jgen", "float32"), ("torch", "eager"), ("jgen", "bfloat16"), ("torch", "compile"),
                      ("jgen", "loop")]}
@@ -35,9 +47,11 @@ FIGURES = [("train_img_s", "train images/s", True), ("sample_img_s", "sampling i
            ("mfu", "MFU (XLA's step FLOPs / time / the chip's dense peak)", True)]
 
 
-def run_worker(framework, variant, config, batch, gpu, repeats, timeout):
-    cmd = [sys.executable, "-m", "benchmarks.workers", "--framework", framework, "--variant", variant,
-           "--config", config, "--batch", str(batch), "--repeats", str(repeats)] + (["--gpu"] if gpu else [])
+def run_worker(framework, variant, config, batch, gpu, repeats, timeout, family=""):
+    args = ["--framework", framework, "--variant", variant, "--config", config, "--batch", str(batch),
+            "--repeats", str(repeats)] + (["--gpu"] if gpu else [])
+    cmd = [sys.executable, "-m", "benchmarks.workers"] + args + ([a for kv in DIT_SET for a in ("--set", kv)]
+                                                                 if family == "dit" else [])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     # PyTorch runs as its users run it: the torch worker never calls jgen.host.configure()
     if not gpu:
@@ -129,7 +143,7 @@ def main():
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--quick", action="store_true", help="mnist5k shapes, jgen float32 vs torch eager, one round")
     p.add_argument("--rounds", type=int, default=0, help="rounds of alternating runs (default 1 quick, 2 full)")
-    p.add_argument("--only", default="", help="comma-separated family labels (ddpm,dcgan,vae)")
+    p.add_argument("--only", default="", help="comma-separated family labels (ddpm,dcgan,vae,dit)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     a = p.parse_args()
@@ -144,7 +158,9 @@ def main():
     for family, config, batch in cases:
         for r in range(rounds):
             for framework, variant in variants:
-                res = run_worker(framework, variant, config, batch, gpu, repeats, a.timeout)
+                if family == "dit" and variant == "loop":  # the loop's overhead is the U-Net rows' figure
+                    continue
+                res = run_worker(framework, variant, config, batch, gpu, repeats, a.timeout, family)
                 res.update(family=family, config=config, batch=batch, variant=name(framework, variant), round=r)
                 device = device or (res.get("device") if framework == "jgen" else None)
                 rows.append(res)
@@ -159,7 +175,8 @@ def main():
     heading = (f"# jgen vs PyTorch twins on {tag} ({os.cpu_count()} cores), jax {jax.__version__}, "
                f"torch {torch.__version__}\n\n`python benchmarks/run.py --device {a.device}{' --quick' if a.quick else ''}`"
                f", {rounds} round(s) alternating, medians; {time.time() - t_start:.0f} s in all. Throughput: images/s, "
-               f"median of timed windows after a warm-up; DDPM sampling is 50-step DDIM. Peak memory (CPU): resident "
+               f"median of timed windows after a warm-up; DDPM sampling is 50-step DDIM, DiT sampling "
+               f"{DIT_SAMPLE_STEPS}-step. Peak memory (CPU): resident "
                f"high-water mark of the timed train steps over the size before the model was built. Ratios are "
                f"jgen / PyTorch: above 1 is jgen faster for throughput, below 1 is jgen better for memory and first step.\n")
     print(text)

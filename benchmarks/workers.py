@@ -144,7 +144,7 @@ def torch_worker(config, batch, variant, gpu, repeats):
     import numpy as np
     import torch
 
-    from benchmarks.twins import dcgan_torch, steps, unet_torch, vae_torch
+    from benchmarks.twins import dcgan_torch, dit_torch, steps, unet_torch, vae_torch
     from jgen.diffusion.samplers import ddim_timesteps
     from jgen.diffusion.schedules import cosine_betas, linear_betas
 
@@ -156,15 +156,19 @@ def torch_worker(config, batch, variant, gpu, repeats):
     s, c, m = config.data.image_size, config.data.channels, config.model
     x = torch.rand(batch, c, s, s) * 2 - 1
     if config.family == "diffusion":
-        net = unet_torch.init_like_jgen(unet_torch.TorchUNet(
-            c, s, m.ch, tuple(m.ch_mult), m.num_res_blocks, tuple(m.attn_resolutions), m.dropout, m.num_groups))
+        if m.arch == "dit":
+            net = dit_torch.init_like_jgen(dit_torch.TorchDiT(c, s, m.patch_size, m.hidden, m.depth, m.heads,
+                                                              m.mlp_ratio, out_ch=c))
+        else:
+            net = unet_torch.init_like_jgen(unet_torch.TorchUNet(
+                c, s, m.ch, tuple(m.ch_mult), m.num_res_blocks, tuple(m.attn_resolutions), m.dropout, m.num_groups))
         d = config.diffusion
         betas = (linear_betas(d.timesteps, d.beta_start, d.beta_end) if d.schedule == "linear"
                  else cosine_betas(d.timesteps))
         abar = np.cumprod(1 - betas)
         step = steps.DDPMStep(net, config, np.sqrt(abar), np.sqrt(1 - abar))
         step.unet = wrap(net)
-        grid = ddim_timesteps(d.timesteps, SAMPLE_STEPS)
+        grid = ddim_timesteps(d.timesteps, config.sample.steps)
 
         def sample(_):
             return steps.ddim_sample(step.unet, abar, (batch, c, s, s), grid, d.prediction)
@@ -214,7 +218,7 @@ def main():
     p.add_argument("--gpu", action="store_true")
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
-    config = apply_overrides(load_config(a.config),
+    config = apply_overrides(load_config(a.config),  # --set sample.steps=N after these changes the DDIM grid
                              [f"sample.steps={SAMPLE_STEPS}", "sample.eta=0.0", "sample.sampler=ddim"] + a.set
                              if a.config.startswith("ddpm") else a.set)
     worker = jgen_worker if a.framework == "jgen" else torch_worker

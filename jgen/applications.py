@@ -15,7 +15,6 @@ import numpy as np
 from jgen.data.pipeline import first_images
 from jgen.data.sources import open_source, with_split
 from jgen.diffusion import guidance as G
-from jgen.diffusion.schedules import schedule_from_config
 from jgen.errors import JgenError
 from jgen.families import diffusion, vae
 from jgen.families.base import Cond
@@ -33,9 +32,9 @@ def class_cond(run: Run, num: int, label=None, guidance=None, user_image: bool =
     return {"labels": None if label is None else np.full(num, label, np.int32), "guidance": guidance}
 
 
-def _schedule(run: Run, command: str):
+def _process(run: Run, command: str):
     require_family(run, "diffusion", command)
-    return schedule_from_config(run.config.diffusion)
+    return diffusion.process(run.config)
 
 
 def require_family(run: Run, family: str, command: str) -> None:
@@ -48,9 +47,9 @@ def inpaint(run: Run, images, keep, key, jump: int = 10, resample: int = 5, labe
             ema: bool = True):
     """RePaint: images [B, H, W, C] in [-1, 1], keep [B, H, W, 1] (1 = known) -> filled images.
     The known pixels of the result are exactly the input's."""
-    sched = _schedule(run, "inpaint")
-    path = tuple(int(t) for t in G.repaint_path(diffusion.sampler_path(run.config), jump, resample))
-    cond = Cond(post=G.paste_known(sched, jnp.asarray(images), jnp.asarray(keep)), path=path,
+    proc = _process(run, "inpaint")
+    path = tuple(t.item() for t in G.repaint_path(diffusion.sampler_path(run.config), jump, resample))
+    cond = Cond(post=G.paste_known(proc, jnp.asarray(images), jnp.asarray(keep)), path=path,
                 **class_cond(run, len(images), label, guidance, user_image=True))
     return run.sampler(len(images), ema)(key, cond)
 
@@ -58,21 +57,21 @@ def inpaint(run: Run, images, keep, key, jump: int = 10, resample: int = 5, labe
 def superres(run: Run, low, scale: int, key, label=None, guidance=None, ema: bool = True):
     """low [B, H/scale, W/scale, C] -> [B, H, W, C]: SR3 when the run was trained on low-resolution
     inputs (condition.kind=lowres), zero-shot ILVR with an unconditional run otherwise."""
-    sched, c = _schedule(run, "superres"), run.config.condition
+    proc, c = _process(run, "superres"), run.config.condition
     if c.kind == "lowres":
         if scale != c.scale:
             raise JgenError(f"this SR3 run upsamples by {c.scale}, not {scale}")
         return run.sampler(len(low), ema)(key, Cond(lowres=jnp.asarray(low), **class_cond(run, len(low), label,
                                                                                           guidance)))
-    cond = Cond(post=G.ilvr(sched, jnp.asarray(low), scale), **class_cond(run, len(low), label, guidance, True))
+    cond = Cond(post=G.ilvr(proc, jnp.asarray(low), scale), **class_cond(run, len(low), label, guidance, True))
     return run.sampler(len(low), ema)(key, cond)
 
 
 def edit(run: Run, images, strength: float, key, label=None, guidance=None, ema: bool = True):
     """SDEdit: images noised to `strength` (0..1) and denoised back into the training domain."""
-    sched = _schedule(run, "edit")
+    proc = _process(run, "edit")
     noise_key, sample_key = jax.random.split(key)
-    x_t, level = G.sdedit_start(sched, jnp.asarray(images), strength, noise_key)
+    x_t, level = G.sdedit_start(proc, jnp.asarray(images), strength, noise_key)
     cond = Cond(x_T=x_t, start=level, **class_cond(run, len(images), label, guidance, user_image=True))
     return run.sampler(len(images), ema)(sample_key, cond)
 

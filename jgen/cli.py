@@ -191,7 +191,7 @@ def _eval(args) -> None:
     if "nll" in names:
         fns = {m: partial(run.jit(f"nll/{m}", partial(run.family.nll, run.config, method=m, steps=args.nll_steps,
                                                        exact=args.nll_exact)), run.variables(not args.no_ema))
-               for m in ("vlb", "ode")}
+               for m in (("vlb", "ode") if run.config.diffusion.process == "discrete" else ("ode",))}
         nll = E.likelihood_report(run.config, fns, run.mesh, ref_spec, args.num, args.batch, args.seed)
         report.setdefault("seconds", {}).update(nll.pop("seconds"))
         report.update(nll)

@@ -88,9 +88,11 @@ def _distributed_args(parser) -> None:
 
 def _sampler_args(parser) -> None:
     """--sampler / --steps / --eta: a diffusion run's sampler for this command (default: its config)."""
-    parser.add_argument("--sampler", choices=["ddim", "ddpm", "heun", "dpmpp2m"], help="diffusion: DDIM (few "
-                        "steps), DDPM (all T steps), Heun (EDM, 2nd order ODE, 2 steps - 1 model calls) or "
-                        "DPM-Solver++(2M) (2nd order, multistep); default: the run's config (sample.sampler)")
+    parser.add_argument("--sampler", choices=["ddim", "ddpm", "euler", "heun", "dpmpp2m", "sde"],
+                        help="diffusion: DDIM (few steps), DDPM (all T steps, discrete process), Euler (DDIM "
+                        "with eta 0), Heun (EDM, 2nd order ODE, 2 steps - 1 model calls), DPM-Solver++(2M) (2nd "
+                        "order, multistep) or SDE (Euler-Maruyama, SiT; continuous processes); default: the "
+                        "run's config (sample.sampler)")
     parser.add_argument("--steps", type=int, help="diffusion: sampler steps; default from the run's config")
     parser.add_argument("--eta", type=float, help="diffusion: DDIM noise, 0 deterministic, 1 DDPM-like "
                         "(stochastic samplers suit guidance best)")

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.cli import main
+from jgen.diffusion import process as P
 from jgen.diffusion import schedules as S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,7 +168,7 @@ def gaussian_model(sched, mu, s):
     def model_fn(x, t):
         a = sched.alphas_cumprod[t][:, None, None, None]
         eps = (x - jnp.sqrt(a) * mu) * jnp.sqrt(1 - a) / (a * s ** 2 + 1 - a)
-        return S.x0_from_eps(sched, x, t, eps), eps
+        return P.to_x0_eps(sched, "eps", x, t, eps)[0], eps
     return model_fn
 
 

@@ -11,6 +11,7 @@ from helpers import MNIST_CONFIG, TINY, gaussian_model, random_variables, rel_er
 from jgen.config import apply_overrides, load_config
 from jgen.diffusion import guidance as G
 from jgen.diffusion import samplers
+from jgen.diffusion import process as P
 from jgen.diffusion import schedules as S
 from jgen.families import diffusion
 from jgen.families.base import Cond
@@ -121,7 +122,7 @@ def test_classifier_free_guidance_at_0_and_1_is_the_unconditional_and_conditiona
     sched = S.schedule_from_config(config.diffusion)
 
     def model_fn(x, t, labels):
-        return S.to_x0_eps(sched, "v", x, t, model.apply({"params": params}, x, t, labels))
+        return P.to_x0_eps(sched, "v", x, t, model.apply({"params": params}, x, t, labels))
 
     cond, uncond = model_fn(x, t, y), model_fn(x, t, jnp.full_like(y, 10))
     assert rel_err(cond[1], uncond[1]) > 1e-2  # the label matters

@@ -14,6 +14,7 @@ from scipy.stats import norm
 
 from helpers import jgen, one_line_error, tiny_gan_args
 from jgen.diffusion import likelihood as L
+from jgen.diffusion import process as P
 from jgen.diffusion import schedules as S
 
 
@@ -47,7 +48,7 @@ def gaussian_case(dim=16, seed=0):
     qj, lamj, muj = jnp.float32(q), jnp.float32(lam), jnp.float32(mu)
 
     def model_fn(x, t):
-        a, s = S.signal_noise(sched, t, x)
+        a, s = P.alpha_sigma(sched, t)
         a, s = a.reshape(-1, 1), s.reshape(-1, 1)
         r = x.reshape(x.shape[0], -1) - a * muj
         inv = ((r @ qj) / (a ** 2 * lamj + s ** 2)) @ qj.T  # (a^2 Sigma + s^2 I)^-1 r

@@ -126,3 +126,45 @@ def test_fid_inception_convolutions_are_highest_everywhere(platform):
         text = export.export(jax.jit(inception.InceptionV3().apply), platforms=(platform,))(params, x).mlir_module()
     ops = _ops(text)  # 94 convolutions (matmuls over patches on the CPU) and the logits' dense layer
     assert len(ops) >= 95 and all(op.count("HIGHEST") == 2 for op in ops)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dit_forward_and_grad_lower_for_gpu_and_tpu(dtype):
+    """A small DiT's loss gradient (params and x cast to the compute dtype, as the trainer does) under
+    the float32 policy: every matmul and the patch convolution HIGHEST. Under bfloat16: every product
+    takes bfloat16 operands, while jax.nn.dot_product_attention accumulates the logits in float32 (its
+    dot algorithm BF16_BF16_F32) and runs the softmax's exponential in float32. Its backward feeds the
+    float32 logit cotangent to matmuls with that same algorithm, which round it to bfloat16 for the
+    products: bfloat16 operands in all but the declared type, as the U-Net's attention_logits does by hand."""
+    from jgen.nn.dit import DiT
+
+    model = DiT(patch_size=2, hidden=64, depth=2, heads=4, out_ch=4, num_classes=10)
+    x = jax.ShapeDtypeStruct((2, 8, 8, 4), jnp.float32)
+    t, y = jax.ShapeDtypeStruct((2,), jnp.float32), jax.ShapeDtypeStruct((2,), jnp.int32)
+    params = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, t, y)["params"]
+    compute = jnp.dtype(dtype)
+
+    def grad(params, x, t, y):
+        def loss(p):
+            out = model.apply({"params": jax.tree.map(lambda a: a.astype(compute), p)}, x.astype(compute), t, y)
+            return jnp.mean(jnp.square(out.astype(jnp.float32) - x))
+        return jax.grad(loss)(params)
+
+    bf16_products = "lhs_precision_type = bf16, rhs_precision_type = bf16, accumulation_type = f32"
+    for platform in PLATFORMS:
+        with jax.default_matmul_precision("highest"):
+            text = export.export(jax.jit(grad), platforms=(platform,))(params, x, t, y).mlir_module()
+        ops = _ops(text)
+        assert len(ops) >= 2 * 7 * 3  # per block qkv, logits, weights x v, proj, fc1, fc2, adaLN: forward + 2 grads
+        # the softmax over the 16 x 16 token pairs of each head, once per block
+        softmax_exp = re.findall(r"stablehlo\.exponential .* : tensor<(?:[0-9]+x)*16x16x([a-z0-9]+)>", text)
+        assert len(softmax_exp) == 2 and set(softmax_exp) == {"f32"}, softmax_exp
+        if dtype == "float32":
+            _check_policy(text, dtype)
+            continue
+        assert "optimization_barrier" not in text
+        logits = [op for op in ops if _operand_types(op) == ["bf16", "bf16"] and bf16_products in op
+                  and re.search(r"-> tensor<(?:[0-9?]+x)*f32>", op)]
+        assert len(logits) == 2, "attention logits should accumulate in float32"
+        for op in ops:
+            assert _operand_types(op) == ["bf16", "bf16"] or bf16_products in op, op[-300:]

@@ -7,6 +7,7 @@ import pytest
 
 from helpers import gaussian_model
 from jgen.diffusion import samplers
+from jgen.diffusion import process as P
 from jgen.diffusion import schedules as S
 
 T = 1000
@@ -22,7 +23,7 @@ def eps_net_np(x, t):
 def eps_net_jax(sched):
     def model_fn(x, t):
         eps = 0.3 * x + 0.01 * t.astype(jnp.float32)[:, None, None, None] / T
-        return S.x0_from_eps(sched, x, t, eps), eps
+        return P.to_x0_eps(sched, "eps", x, t, eps)[0], eps
     return model_fn
 
 

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
+from jgen.diffusion import process as P
 from jgen.diffusion import schedules as S
 
 T = 1000
@@ -62,7 +63,7 @@ def _data(seed=0, b=4):
 def test_q_sample_and_posterior(sched):
     abar, _, var, c1, c2 = ref_tables(S.linear_betas(T))
     x0, noise, t = _data()
-    xt = S.q_sample(sched, jnp.float32(x0), jnp.asarray(t), jnp.float32(noise))
+    xt = P.q_sample(sched, jnp.float32(x0), jnp.asarray(t), jnp.float32(noise))
     ref_xt = np.sqrt(abar[t])[:, None, None, None] * x0 + np.sqrt(1 - abar[t])[:, None, None, None] * noise
     np.testing.assert_allclose(xt, ref_xt, atol=1e-5)
     mean, v, logv = S.q_posterior(sched, jnp.float32(x0), jnp.float32(ref_xt), jnp.asarray(t))
@@ -80,10 +81,10 @@ def test_targets_and_inversions(sched, prediction):
     a, s = np.sqrt(abar[t])[:, None, None, None], np.sqrt(1 - abar[t])[:, None, None, None]
     xt = a * x0 + s * noise
     ref_target = {"eps": noise, "x0": x0, "v": a * noise - s * x0}[prediction]
-    target = S.training_target(sched, prediction, jnp.float32(x0), jnp.asarray(t), jnp.float32(noise))
+    target = P.training_target(sched, prediction, jnp.float32(x0), jnp.asarray(t), jnp.float32(noise))
     np.testing.assert_allclose(target, ref_target, atol=1e-5)
     # A perfect prediction must give back the true (x0, eps) pair.
-    x0_hat, eps_hat = S.to_x0_eps(sched, prediction, jnp.float32(xt), jnp.asarray(t), jnp.float32(ref_target))
+    x0_hat, eps_hat = P.to_x0_eps(sched, prediction, jnp.float32(xt), jnp.asarray(t), jnp.float32(ref_target))
     tol = 2e-3 if prediction == "eps" else 1e-4  # eps -> x0 divides by sqrt(abar), ~0.006 at t=999
     np.testing.assert_allclose(x0_hat, x0, atol=tol)
     np.testing.assert_allclose(eps_hat, noise, atol=tol)
@@ -106,7 +107,8 @@ def test_min_snr_weight_turns_every_error_into_capped_x0_error(prediction):
     xt = a * x0 + s * noise
     eps_hat = (xt - a * x0_hat) / s  # the eps and v the same wrong x0 implies
     err = {"eps": eps_hat - noise, "x0": x0_hat - x0, "v": (a * eps_hat - s * x0_hat) - (a * noise - s * x0)}
-    w = np.asarray(S.min_snr_weight(S.make_schedule(betas), prediction, jnp.asarray(t), 5.0), np.float64)
+    d = ml_collections.ConfigDict(dict(loss_weight="min_snr", min_snr_gamma=5.0))
+    w = np.asarray(P.loss_weight(S.make_schedule(betas), d, prediction, jnp.asarray(t)), np.float64)
     lhs = w * np.sum(err[prediction] ** 2, axis=(1, 2, 3))
     rhs = np.minimum(abar[t] / (1 - abar[t]), 5.0) * np.sum(err["x0"] ** 2, axis=(1, 2, 3))
     np.testing.assert_allclose(lhs, rhs, rtol=2e-4)

@@ -67,14 +67,26 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
     """DDPM (Ho et al. 2020): its schedule, loss and optimiser; a narrow U-Net for 28 px."""
     # The U-Net: level widths ch * ch_mult[i], num_res_blocks per level, the side halving between
     # levels; attention at the sides listed in attn_resolutions (and always in the middle)
-    c.model = dict(ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(7,),
-                   dropout=0.0, num_groups=8)
+    # arch: unet | dit (Peebles & Xie 2023: patch_size, hidden width, depth, heads, mlp_ratio; DiT-S/B/L/XL
+    # are depth/hidden/heads 12/384/6, 12/768/12, 24/1024/16, 28/1152/16, jgen.nn.dit.SIZES)
+    c.model = dict(arch="unet", ch=16, ch_mult=(1, 2, 4), num_res_blocks=1, attn_resolutions=(7,),
+                   dropout=0.0, num_groups=8, patch_size=2, hidden=384, depth=12, heads=6, mlp_ratio=4.0)
     # schedule: linear (beta_start..beta_end) | cosine (Nichol & Dhariwal 2021); prediction: what the
     # network outputs: eps (noise) | x0 (the clean image) | v (Salimans & Ho 2022); loss_weight: none
     # (L_simple) | min_snr (Hang et al. 2023: each timestep's loss weighted as min(SNR, min_snr_gamma) times
     # the x0 error, which caps the weight of the easy low-noise steps)
-    c.diffusion = dict(timesteps=1000, schedule="linear", beta_start=1e-4, beta_end=0.02, prediction="eps",
-                       loss_weight="none", min_snr_gamma=5.0)
+    # process (jgen.diffusion.process): discrete (DDPM's T levels) | vp (the same schedule in continuous t,
+    # beta(t) = T beta_t) | edm (alpha = 1, the level is sigma; Karras et al. 2022) | flow (alpha = 1 - t,
+    # sigma = t; rectified flow, SiT). prediction also: velocity (dx/dt; flow's eps - x0, continuous
+    # processes) | F (EDM's preconditioned output, process=edm; sigma_data). t_min: the lowest t of vp
+    # (training and sampling) and flow's non-uniform grids. time_sampling: uniform | logit_normal (t =
+    # sigmoid(logit_mean + logit_std z), Esser et al. 2024) | lognormal (EDM's ln sigma ~ N(p_mean, p_std));
+    # loss_weight also: edm (lambda(sigma), Karras et al. eq. 8) | sigmoid (w = sigmoid(sigmoid_bias -
+    # lambda)) | elbo (Kingma & Gao 2023, each divided by the density of lambda under time_sampling)
+    c.diffusion = dict(process="discrete", timesteps=1000, schedule="linear", beta_start=1e-4, beta_end=0.02,
+                       prediction="eps", loss_weight="none", min_snr_gamma=5.0, sigma_min=0.002,
+                       sigma_max=80.0, sigma_data=0.5, t_min=1e-3, time_sampling="uniform", logit_mean=0.0,
+                       logit_std=1.0, p_mean=-1.2, p_std=1.2, sigmoid_bias=0.0)
     # AdamW with linear warm-up over warmup_steps, then a constant rate (decay=none) or a cosine down to
     # 0 at train.steps (decay=cosine); grad_clip: global-norm clipping (0 = none);
     # ema_decay: the EMA of the parameters that sampling uses (0 = none)
@@ -84,7 +96,12 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
     # deterministic, 1 as noisy as DDPM) | heun (EDM's second-order ODE solver, 2 * steps - 1 model
     # calls) | dpmpp2m (DPM-Solver++(2M), second order, `steps` calls on a log-SNR grid); variance: small (posterior) | large (beta_t); clip: x0 to
     # [-1, 1] at each step; guidance: the classifier-free scale of a condition.kind=class run (1 = none)
-    c.sample.update(sampler="ddim", steps=100, eta=0.0, variance="small", clip=True, guidance=1.0)
+    # euler (DDIM with eta 0) | sde (Euler-Maruyama on the reverse SDE, SiT; continuous processes);
+    # grid: default (EDM's rho = 7 grid for edm, even log-SNR for dpmpp2m, uniform in t otherwise) |
+    # uniform | logsnr | karras, for continuous processes; churn, s_noise: EDM Algorithm 2's S_churn and
+    # S_noise for heun (0 = Algorithm 1)
+    c.sample.update(sampler="ddim", steps=100, eta=0.0, variance="small", clip=True, guidance=1.0,
+                    grid="default", churn=0.0, s_noise=1.0)
 
 
 def _gan(c: ml_collections.ConfigDict) -> None:

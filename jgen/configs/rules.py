@@ -91,14 +91,23 @@ def _adam(prefix: str) -> dict:
 
 FAMILY_RULES = {
     "diffusion": {
+        "model.arch": one_of("unet", "dit"), "model.patch_size": ints(1), "model.hidden": ints(1),
+        "model.depth": ints(1), "model.heads": ints(1), "model.mlp_ratio": POSITIVE,
+        "diffusion.process": one_of("discrete", "vp", "edm", "flow"),
+        "diffusion.sigma_min": POSITIVE, "diffusion.sigma_max": POSITIVE, "diffusion.sigma_data": POSITIVE,
+        "diffusion.t_min": OPEN_UNIT, "diffusion.time_sampling": one_of("uniform", "logit_normal", "lognormal"),
+        "diffusion.logit_mean": reals(-10, 10), "diffusion.logit_std": POSITIVE, "diffusion.p_mean": reals(-10, 10),
+        "diffusion.p_std": POSITIVE, "diffusion.sigmoid_bias": reals(-20, 20),
+        "sample.grid": one_of("default", "uniform", "logsnr", "karras"), "sample.churn": NONNEG,
+        "sample.s_noise": POSITIVE,
         "model.ch": ints(1), "model.ch_mult": LEVELS, "model.num_res_blocks": ints(1),
         "model.attn_resolutions": SIDES, "model.dropout": BELOW_ONE, "model.num_groups": ints(1),
         "diffusion.timesteps": ints(1), "diffusion.schedule": one_of("linear", "cosine"),
         "diffusion.beta_start": OPEN_UNIT, "diffusion.beta_end": OPEN_UNIT,
-        "diffusion.prediction": one_of("eps", "x0", "v"),
-        "diffusion.loss_weight": one_of("none", "min_snr"), "diffusion.min_snr_gamma": POSITIVE,
+        "diffusion.prediction": one_of("eps", "x0", "v", "velocity", "F"),
+        "diffusion.loss_weight": one_of("none", "min_snr", "edm", "sigmoid", "elbo"), "diffusion.min_snr_gamma": POSITIVE,
         **_adam("optim"), "optim.ema_decay": BELOW_ONE,
-        "sample.sampler": one_of("ddpm", "ddim", "heun", "dpmpp2m"), "sample.steps": ints(1), "sample.eta": NONNEG,
+        "sample.sampler": one_of("ddpm", "ddim", "euler", "heun", "dpmpp2m", "sde"), "sample.steps": ints(1), "sample.eta": NONNEG,
         "sample.variance": one_of("small", "large"), "sample.clip": BOOL, "sample.guidance": NONNEG,
     },
     "gan": {
@@ -156,12 +165,54 @@ def _betas(c, devices):
         return f"diffusion.beta_start={d.beta_start} must be below diffusion.beta_end={d.beta_end}"
 
 
+def _process(c, devices):
+    """The pairings a process cannot use: a prediction, a time sampling, a sampler or a grid
+    (jgen.diffusion.process and samplers state why)."""
+    d, s = c.diffusion, c.sample
+    p = d.process
+    if p == "edm" and d.sigma_min >= d.sigma_max:
+        return f"diffusion.sigma_min={d.sigma_min} must be below diffusion.sigma_max={d.sigma_max}"
+    if d.prediction == "F" and p != "edm":
+        return f"diffusion.prediction=F (EDM's preconditioned output) needs diffusion.process=edm, not {p}"
+    if d.prediction == "velocity" and p == "discrete":
+        return "diffusion.prediction=velocity needs a continuous process (diffusion.process=vp | edm | flow)"
+    if p == "edm" and d.time_sampling != "lognormal":
+        return (f"diffusion.time_sampling={d.time_sampling} cannot serve diffusion.process=edm: use lognormal "
+                "(p_mean, p_std)")
+    if p == "discrete" and d.time_sampling != "uniform":
+        return (f"diffusion.time_sampling={d.time_sampling} needs a continuous process; process=discrete "
+                "draws its levels uniformly")
+    if p in ("vp", "flow") and d.time_sampling == "lognormal":
+        return (f"diffusion.time_sampling=lognormal is EDM's sigma distribution (diffusion.process=edm); "
+                f"diffusion.process={p} takes uniform | logit_normal")
+    if p == "discrete" and s.sampler == "sde":
+        return ("sample.sampler=sde needs a continuous process (diffusion.process=vp | edm | flow); the "
+                "discrete process's stochastic sampler is ddpm")
+    if p != "discrete" and s.sampler == "ddpm":
+        return (f"sample.sampler=ddpm steps through DDPM's discrete levels; diffusion.process={p} samples "
+                "with ddim | euler | heun | dpmpp2m | sde")
+    if p == "discrete" and s.grid != "default":
+        return f"sample.grid={s.grid} is for continuous processes; process=discrete chooses its levels per sampler"
+
+
+def _dit(c, devices):
+    m, size = c.model, c.data.image_size
+    if m.arch == "dit" and size % m.patch_size:
+        return f"model.patch_size={m.patch_size} must divide data.image_size={size}: DiT cuts the image into patches"
+    if m.arch == "dit" and m.hidden % 4:
+        return f"model.hidden={m.hidden} must be a multiple of 4: DiT's 2-D sin-cos position embedding splits it in four"
+    if m.arch == "dit" and m.hidden % m.heads:
+        return f"model.heads={m.heads} must divide model.hidden={m.hidden}: each head takes hidden / heads channels"
+
+
 def _sample_steps(c, devices):
-    if c.sample.steps > c.diffusion.timesteps:
+    if c.diffusion.process == "discrete" and c.sample.steps > c.diffusion.timesteps:
         return f"sample.steps={c.sample.steps} must be in [1, diffusion.timesteps={c.diffusion.timesteps}]"
 
 
 def _unet_depth(c, devices):
+    if c.model.arch != "unet":
+        return None
     size, mult = c.data.image_size, tuple(c.model.ch_mult)
     d = len(mult) - 1
     if size % 2 ** d:
@@ -172,6 +223,8 @@ def _unet_depth(c, devices):
 
 def _num_groups(c, devices):
     m = c.model
+    if m.arch != "unet":
+        return None
     widths = [m.ch * k for k in m.ch_mult]
     if any(w % m.num_groups for w in widths):
         return (f"model.num_groups={m.num_groups} must divide every level's width model.ch * m = {widths} "
@@ -180,6 +233,8 @@ def _num_groups(c, devices):
 
 def _attention(c, devices):
     size, m = c.data.image_size, c.model
+    if m.arch != "unet":
+        return None
     sides = [size // 2 ** i for i in range(len(m.ch_mult))]
     never = [s for s in m.attn_resolutions if s not in sides]
     if never:
@@ -228,7 +283,7 @@ def _capacity_accum(c, devices):
 
 CROSS_RULES = {  # functions (config, devices) -> a one-line message, or None when the config is fine
     "shared": [_batch_split, _condition, _precision_recall],
-    "diffusion": [_betas, _sample_steps, _unet_depth, _num_groups, _attention],
+    "diffusion": [_betas, _process, _sample_steps, _unet_depth, _num_groups, _attention, _dit],
     "gan": [_gan_accum, _n_critic, _wgan_critic, _dcgan_size],
     "vae": [_capacity_accum, _vae_size],
 }

@@ -6,31 +6,32 @@ Each method is a small pure piece that one of the samplers takes, so none copies
 - a path of noise levels: RePaint's resampling climbs back up and re-descends;
 - a start point: SDEdit (Meng et al. 2022) noises the input to a level and denoises from there;
 - a wrapped `model_fn`: classifier-free guidance (Ho & Salimans 2022) mixes two predictions.
-Images are NHWC in [-1, 1]; levels follow the samplers (t, or -1 for the clean image).
+Images are NHWC in [-1, 1]; levels follow the samplers and the process (jgen.diffusion.process): DDPM's
+integer t with -1 the clean image, or a continuous process's t (sigma for EDM) with 0 the clean image.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.diffusion.schedules import Schedule, q_jump
+from jgen.diffusion import process as P
 from jgen.errors import JgenError
 from jgen.nn.layers import upsample_nearest
 
 
-def noised(sched: Schedule, x0, level, key):
-    """A draw of x at `level` given the clean x0: q(x_t | x_0) (eq. 4), the forward jump from level -1;
-    level -1 returns x0 itself."""
-    return q_jump(sched, x0, -1, level, key)
+def noised(proc, x0, level, key):
+    """A draw of x at `level` given the clean x0: q(x_t | x_0) (eq. 4), the forward jump from the clean
+    level; the clean level returns x0 itself."""
+    return P.q_jump(proc, x0, P.clean_level(proc), level, key)
 
 
 # --- inpainting -------------------------------------------------------------------------------------
 
-def paste_known(sched: Schedule, known, keep):
+def paste_known(proc, known, keep):
     """Post-step constraint: where keep == 1 the sample takes `known`, noised to the current level.
-    After the last step (level -1) the known pixels are exactly the input's. keep: [B, H, W, 1 or C]."""
+    After the last step (the clean level) the known pixels are exactly the input's. keep: [B, H, W, 1 or C]."""
     def post(x, level, key):
-        return keep * noised(sched, known, level, key) + (1.0 - keep) * x
+        return keep * noised(proc, known, level, key) + (1.0 - keep) * x
     return post
 
 
@@ -50,7 +51,7 @@ def repaint_path(path, jump: int = 10, resample: int = 5) -> np.ndarray:
             left[i] -= 1
             i -= jump
             out.append(path[i])
-    return np.asarray(out, np.int32)
+    return np.asarray(out, path.dtype)
 
 
 def box_mask(size: int, frac: float = 0.5):
@@ -123,28 +124,37 @@ def match_block_means(x, low, factor: int, iters: int = 40):
     return jnp.clip(x + up((lo + hi) / 2), -1.0, 1.0)
 
 
-def ilvr(sched: Schedule, low, factor: int):
+def ilvr(proc, low, factor: int):
     """Post-step constraint (ILVR, eq. 7 with phi = low_pass): replace the sample's block means with
-    those of the reference noised to the current level. The last step (level -1) uses
+    those of the reference noised to the current level. The last step (the clean level) uses
     match_block_means, so the output is in [-1, 1] and, downsampled, is `low` to ~1e-6.
     low: [B, H/f, W/f, C] in [-1, 1]."""
     reference = upsample_nearest(low, factor)
 
     def post(x, level, key):
-        x = x - low_pass(x, factor) + low_pass(noised(sched, reference, level, key), factor)
-        return jax.lax.cond(level < 0, lambda x: match_block_means(x, low, factor), lambda x: x, x)
+        x = x - low_pass(x, factor) + low_pass(noised(proc, reference, level, key), factor)
+        return jax.lax.cond(level <= P.clean_level(proc), lambda x: match_block_means(x, low, factor), lambda x: x, x)
     return post
 
 
 # --- editing ----------------------------------------------------------------------------------------
 
-def sdedit_start(sched: Schedule, x, strength: float, key):
-    """SDEdit's start: (x noised to level round(strength T) - 1, that level). Strength 0 gives
-    (x, -1), so the sampler has nothing to do and returns x; strength 1 starts from almost pure noise."""
+def sdedit_level(proc, strength: float):
+    """SDEdit's start level for `strength` in [0, 1]: round(strength T) - 1 for DDPM, t = strength for vp
+    and flow, sigma = sigma_max strength^7 for EDM (its rho = 7 warp, so 0.5 lands mid-way in
+    sigma^(1/7) rather than at pure noise). 0 is the clean level."""
     if not 0.0 <= strength <= 1.0:
         raise JgenError(f"--strength must be in [0, 1], got {strength}")
-    level = int(round(strength * sched.num_timesteps)) - 1
-    return (x, -1) if level < 0 else (noised(sched, x, level, key), level)
+    if P.is_discrete(proc):
+        return max(int(round(strength * proc.num_timesteps)) - 1, -1)
+    return float(proc.sigma_max * strength ** 7 if proc.kind == "edm" else strength)
+
+
+def sdedit_start(proc, x, strength: float, key):
+    """SDEdit's start: (x noised to sdedit_level, that level). Strength 0 gives (x, the clean level), so
+    the sampler has nothing to do and returns x; strength 1 starts from almost pure noise."""
+    level = sdedit_level(proc, strength)
+    return (x, level) if level <= P.clean_level(proc) else (noised(proc, x, level, key), level)
 
 
 # --- class-conditional ------------------------------------------------------------------------------

@@ -4,11 +4,13 @@
   one of the T terms evaluated (as improved-diffusion's calc_bpd_loop), the reverse process being the
   DDPM ancestral sampler's (its variance and x0 clipping). L_0 is the discretised Gaussian decoder
   on the 256 pixel values. An upper bound on the NLL of the 8-bit data.
-- `ode_bpd`: the probability-flow ODE of Song et al. 2021 (appendix D). In x~ = x / sqrt(abar) and
-  sigma = sqrt((1 - abar) / abar) it is dx~/dsigma = eps(sqrt(abar) x~, t(sigma)), integrated with
-  classical RK4 on an even grid in log sigma from the first level to the last, together with the
-  divergence of its right-hand side; log p(x) = log N(x~_T; 0, (1 + sigma_T^2) I) + the divergence
-  integral. The divergence is Hutchinson's estimate (one Rademacher probe per image, fixed along the
+- `ode_bpd`: the probability-flow ODE of Song et al. 2021 (appendix D), for every process
+  (jgen.diffusion.process). In x~ = x / alpha and sigma~ = sigma / alpha it is dx~/dsigma~ =
+  eps(alpha x~, level(sigma~)), integrated with classical RK4 on an even grid in log sigma~ from the
+  lowest level to the top one (DDPM: levels 0 and T-1; vp [t_min, 1]; edm [sigma_min, sigma_max]; flow
+  [t_min, 1 - t_min]), together with the divergence of its right-hand side; log p(x) = log N(x~_T; 0,
+  (1 + sigma~_T^2) I) + the divergence integral (the prior of unit-variance data at the top level: VP's
+  N(0, I) exactly, EDM's N(0, sigma_max^2 I) to 1e-4). The divergence is Hutchinson's estimate (one Rademacher probe per image, fixed along the
   path) or exact (a vector-Jacobian product per dimension: tiny images only). Pixels are uniformly
   dequantised, x = (k + u - 1/2) / 127.5 - 1, u ~ U[0, 1): an upper bound, in expectation, on the
   NLL of the 8-bit data.
@@ -28,7 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.diffusion.schedules import Schedule, log_snr, q_posterior, q_sample, reverse_log_variance
+from jgen.diffusion import process as P
+from jgen.diffusion.schedules import Schedule, q_posterior, reverse_log_variance
 
 BIN = 1.0 / 127.5  # the spacing of 8-bit values on [-1, 1]
 
@@ -70,7 +73,7 @@ def vlb_terms(sched: Schedule, model_fn, x0, key, variance: str = "small", clip:
 
     def term(t, k):
         tb = jnp.full((x0.shape[0],), t, jnp.int32)
-        xt = q_sample(sched, x0, tb, jax.random.normal(k, x0.shape, x0.dtype))
+        xt = P.q_sample(sched, x0, tb, jax.random.normal(k, x0.shape, x0.dtype))
         x0_hat, _ = model_fn(xt, tb)
         if clip:
             x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
@@ -90,23 +93,29 @@ def vlb_bpd(sched: Schedule, model_fn, x0, key, variance: str = "small", clip: b
     return (prior + kl.sum(axis=1) + decoder) / (math.log(2.0) * np.prod(x0.shape[1:]))
 
 
-def ode_log_likelihood(sched: Schedule, model_fn, x, key, steps: int = 100, exact: bool = False):
+def ode_range(proc):
+    """(lowest, top) level of the likelihood ODE (see the module docstring)."""
+    if P.is_discrete(proc):
+        return 0.0, proc.num_timesteps - 1.0
+    if proc.kind == "edm":
+        return proc.sigma_min, proc.sigma_max
+    return proc.t_min, 1.0 - proc.t_min if proc.kind == "flow" else 1.0
+
+
+def ode_log_likelihood(proc, model_fn, x, key, steps: int = 100, exact: bool = False):
     """log p(x) in nats per image [B] of continuous x [B, H, W, C] under the probability-flow ODE (see the
-    module docstring), with `steps` RK4 steps (4 model calls each) in log sigma from level 0 to T-1."""
-    lam = log_snr(sched, jnp.array([0.0, sched.num_timesteps - 1.0]))
-    u0, u1 = -0.5 * lam[0], -0.5 * lam[1]  # log sigma at the first and the last level
+    module docstring), with `steps` RK4 steps (4 model calls each) in log sigma~ over ode_range."""
+    lam = P.log_snr(proc, jnp.array(ode_range(proc), jnp.float32))
+    u0, u1 = -0.5 * lam[0], -0.5 * lam[1]  # log sigma~ at the lowest and the top level
     d = int(np.prod(x.shape[1:]))
     probe = jax.random.rademacher(key, x.shape, jnp.float32).astype(x.dtype)
-    levels = jnp.arange(sched.num_timesteps, dtype=jnp.float32)
-    lam_table = log_snr(sched, levels)
 
     def drift(xs, u):
-        """dx~/du = sigma eps(sqrt(abar) x~, t) at u = log sigma (dsigma = sigma du); t is the fractional
-        level of lambda = -2u (lambda falls with t, so the table is read reversed)."""
-        sigma = jnp.exp(u)
-        t = jnp.full((xs.shape[0],), jnp.interp(-2.0 * u, lam_table[::-1], levels[::-1]))
-        eps = model_fn(xs / jnp.sqrt(1.0 + sigma ** 2), t)[1]  # sqrt(abar) = 1 / sqrt(1 + sigma^2)
-        return sigma * eps
+        """dx~/du = sigma~ eps(alpha x~, level) at u = log sigma~ (dsigma~ = sigma~ du), the level whose
+        log-SNR is -2u."""
+        level = jnp.full((xs.shape[0],), P.level_of(proc, -2.0 * u))
+        alpha = P.alpha_sigma(proc, level)[0].reshape((-1,) + (1,) * (xs.ndim - 1))
+        return jnp.exp(u) * model_fn(alpha * xs, level)[1]
 
     def field(state, u):
         """(drift, its divergence [B]) at (x~, u). Reverse mode (v^T J from a VJP): jgen's CPU convolution
@@ -130,7 +139,7 @@ def ode_log_likelihood(sched: Schedule, model_fn, x, key, steps: int = 100, exac
         return new, None
 
     (xs, div), _ = jax.lax.scan(rk4, (x, jnp.zeros(x.shape[0], x.dtype)), jnp.arange(steps))
-    var_T = 1.0 + jnp.exp(2.0 * u1)  # the VP prior N(0, I) for sqrt(abar) x~
+    var_T = 1.0 + jnp.exp(2.0 * u1)  # unit-variance data at the top level: VP's N(0, I) for alpha x~
     log_prior = -0.5 * (_per_image(xs ** 2) / var_T + d * jnp.log(2 * jnp.pi * var_T))
     return log_prior + div
 
@@ -140,10 +149,10 @@ def dequantise(x0, key):
     return x0 + (jax.random.uniform(key, x0.shape, x0.dtype) - 0.5) * BIN
 
 
-def ode_bpd(sched: Schedule, model_fn, x0, key, steps: int = 100, exact: bool = False):
+def ode_bpd(proc, model_fn, x0, key, steps: int = 100, exact: bool = False):
     """The probability-flow ODE's NLL in bits/dim per image [B] of 8-bit images x0 [B, H, W, C] in
     [-1, 1], uniformly dequantised: -(log p(x) + D log(1/127.5)) / (D log 2)."""
     deq_key, probe_key = jax.random.split(key)
     d = np.prod(x0.shape[1:])
-    log_p = ode_log_likelihood(sched, model_fn, dequantise(x0, deq_key), probe_key, steps, exact)
+    log_p = ode_log_likelihood(proc, model_fn, dequantise(x0, deq_key), probe_key, steps, exact)
     return -(log_p + d * math.log(BIN)) / (d * math.log(2.0))

@@ -1,5 +1,6 @@
-"""DDPM as a jgen family: the U-Net trained with L_simple (optionally min-SNR weighted), sampled with any
-of jgen's samplers.
+"""Diffusion and flow models as a jgen family: a U-Net or a DiT trained on any process of
+jgen.diffusion.process (DDPM's discrete levels, continuous VP, EDM, flow matching) with its prediction,
+time sampling and loss weighting, and sampled with any of jgen's samplers.
 
 config.condition.kind: none | class (num_classes, drop) | lowres (scale, drop). `drop` is the
 fraction of training examples whose condition is replaced by the null one (label num_classes, or an
@@ -10,22 +11,30 @@ low-resolution input.
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jgen.diffusion import likelihood, samplers
+from jgen.diffusion import process as P
 from jgen.diffusion.guidance import classifier_free, downsample, upsample_bicubic
-from jgen.diffusion.schedules import (betas_from_config, min_snr_weight, q_sample, schedule_from_config,
-                                     simple_loss, to_x0_eps, training_target)
+from jgen.diffusion.schedules import simple_loss
 from jgen.families.base import Cond, compute_dtype, to_compute
+from jgen.nn.dit import DiT
 from jgen.nn.unet import UNet
 
 
-def make_model(config) -> UNet:
+def make_model(config):
+    """The network of model.arch: the DDPM U-Net or a DiT, out_ch = the data's channels."""
     m, c = config.model, config.condition
+    num_classes = c.num_classes if c.kind == "class" else 0
+    if m.arch == "dit":
+        return DiT(patch_size=m.patch_size, hidden=m.hidden, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio,
+                   out_ch=config.data.channels, num_classes=num_classes)
     return UNet(ch=m.ch, ch_mult=tuple(m.ch_mult), num_res_blocks=m.num_res_blocks,
                 attn_resolutions=tuple(m.attn_resolutions), dropout=m.dropout,
-                num_groups=m.num_groups, out_ch=config.data.channels,
-                num_classes=c.num_classes if c.kind == "class" else 0)
+                num_groups=m.num_groups, out_ch=config.data.channels, num_classes=num_classes)
+
+
+def process(config):
+    return P.from_config(config.diffusion)
 
 
 def lowres_input(config, images):
@@ -34,12 +43,14 @@ def lowres_input(config, images):
     return upsample_bicubic(downsample(images, s), s)
 
 
-def _apply(model, params, config, xt, t, cond, train=False, rngs=None):
-    """The network on x_t with its condition: cond is labels [B] (class), an image (lowres) or None."""
+def _apply(model, params, config, xt, level, cond, train=False, rngs=None):
+    """The network on x_t at `level` [B] with its condition: cond is labels [B] (class), an image
+    (lowres) or None. The process scales x and gives the network its time input (P.network_inputs)."""
     kind = config.condition.kind
+    x, t = P.network_inputs(process(config), xt, level)
     if kind == "lowres":
-        xt = jnp.concatenate([xt, cond.astype(xt.dtype)], axis=-1)
-    return model.apply({"params": params}, xt, t, cond if kind == "class" else None, train=train, rngs=rngs)
+        x = jnp.concatenate([x, cond.astype(x.dtype)], axis=-1)
+    return model.apply({"params": params}, x, t, cond if kind == "class" else None, train=train, rngs=rngs)
 
 
 def init(config, rng):
@@ -54,15 +65,16 @@ def generator(params):
 
 
 def prepare(config, batch, rng):
-    """x_t, t ~ U{0..T-1}, the regression target and the condition (null for a `drop` fraction) of
-    every example of batch['image'] ([B, H, W, C] in [-1, 1])."""
-    sched, c = schedule_from_config(config.diffusion), config.condition
+    """x_t at levels drawn by diffusion.time_sampling, the regression target of diffusion.prediction and
+    the condition (null for a `drop` fraction) of every example of batch['image'] ([B, H, W, C] in
+    [-1, 1])."""
+    proc, c, d = process(config), config.condition, config.diffusion
     x0 = batch["image"]
     t_key, noise_key, cond_key = jax.random.split(rng, 3)
-    t = jax.random.randint(t_key, (x0.shape[0],), 0, sched.num_timesteps)
+    t = P.sample_levels(proc, d, t_key, x0.shape[0])
     noise = jax.random.normal(noise_key, x0.shape, x0.dtype)
-    inputs = {"xt": q_sample(sched, x0, t, noise), "t": t,
-              "target": training_target(sched, config.diffusion.prediction, x0, t, noise)}
+    inputs = {"xt": P.q_sample(proc, x0, t, noise), "t": t,
+              "target": P.training_target(proc, d.prediction, x0, t, noise)}
     dropped = jax.random.uniform(cond_key, (x0.shape[0],)) < c.drop
     if c.kind == "class":
         inputs["cond"] = jnp.where(dropped, c.num_classes, batch["label"].astype(jnp.int32))
@@ -72,14 +84,12 @@ def prepare(config, batch, rng):
 
 
 def loss(config, params, inputs, rng, step):
-    """L_simple: the mean squared error of the network's prediction (eps, x0 or v), each timestep's
-    weighted by min-SNR when diffusion.loss_weight=min_snr."""
+    """The mean squared error of the network's prediction, each example weighted by
+    diffusion.loss_weight (P.loss_weight: none, min-SNR, EDM's lambda, Kingma & Gao's sigmoid or ELBO)."""
     dtype, d = compute_dtype(config), config.diffusion
     out = _apply(make_model(config), to_compute(params, dtype), config, inputs["xt"].astype(dtype), inputs["t"],
                  inputs.get("cond"), train=True, rngs={"dropout": rng})
-    weight = None
-    if d.loss_weight == "min_snr":
-        weight = min_snr_weight(schedule_from_config(d), d.prediction, inputs["t"], d.min_snr_gamma)
+    weight = None if d.loss_weight == "none" else P.loss_weight(process(config), d, d.prediction, inputs["t"])
     return simple_loss(out.astype(jnp.float32), inputs["target"], weight), ()
 
 
@@ -95,12 +105,12 @@ def denoiser(config, params, num: int, cond: Cond):
     """model_fn(x_t, t) -> (x0, eps) for the samplers, conditioning included: class-conditional runs
     mix the labels (default 0, 1, 2, ... cycling) with the null label at cond.guidance (default
     config.sample.guidance); SR3 runs use cond.lowres, or the null image (unconditional) without one."""
-    sched, dtype, c = schedule_from_config(config.diffusion), compute_dtype(config), config.condition
+    proc, dtype, c = process(config), compute_dtype(config), config.condition
     model, params = make_model(config), to_compute(params, dtype)
 
     def model_fn(x, t, y=None):
         out = _apply(model, params, config, x.astype(dtype), t, y).astype(x.dtype)
-        return to_x0_eps(sched, config.diffusion.prediction, x, t, out)
+        return P.to_x0_eps(proc, config.diffusion.prediction, x, t, out)
 
     if c.kind == "class":
         labels = jnp.arange(num) % c.num_classes if cond.labels is None else jnp.asarray(cond.labels, jnp.int32)
@@ -114,24 +124,20 @@ def denoiser(config, params, num: int, cond: Cond):
 
 
 def sampler_path(config, start=None):
-    """The noise levels config.sample's sampler visits, from `start` (default T-1) down to -1."""
+    """The levels config.sample's sampler visits, from `start` (default the top level) to the clean one."""
     s = config.sample
-    return samplers.sampler_path(s.sampler, np.cumprod(1 - betas_from_config(config.diffusion)), s.steps, start)
+    return samplers.sampler_path(process(config), s.sampler, s.steps, start, s.grid)
 
 
 def sample(config, variables, rng, num: int, cond: Cond = Cond()):
-    """`num` images [num, H, W, C] in [-1, 1] with config.sample (sampler, steps, eta, variance),
-    from noise or from cond.x_T at level cond.start, along cond.path if given, with cond.post."""
-    sched, s = schedule_from_config(config.diffusion), config.sample
+    """`num` images [num, H, W, C] in [-1, 1] with config.sample (sampler, steps, grid, eta, variance,
+    churn), from noise or from cond.x_T at level cond.start, along cond.path if given, with cond.post."""
+    s = config.sample
     model_fn = denoiser(config, variables["params"], num, cond)
-    shape = (num,) + latent_shape(config)
     path = sampler_path(config, cond.start) if cond.path is None else cond.path
-    if s.sampler == "ddpm":
-        x = samplers.ddpm_sample(sched, model_fn, shape, rng, s.variance, s.clip, cond.x_T, path, cond.post)
-    elif s.sampler in ("heun", "dpmpp2m"):
-        x = samplers.ode_sample(sched, model_fn, shape, rng, s.sampler, s.steps, s.clip, cond.x_T, path, cond.post)
-    else:
-        x = samplers.ddim_sample(sched, model_fn, shape, rng, s.steps, s.eta, s.clip, cond.x_T, path, cond.post)
+    x = samplers.sample(process(config), model_fn, (num,) + latent_shape(config), rng, s.sampler, path,
+                        eta=s.eta, variance=s.variance, clip=s.clip, churn=s.churn, s_noise=s.s_noise,
+                        x_T=cond.x_T, post=cond.post)
     return jnp.clip(x, -1.0, 1.0)
 
 
@@ -140,7 +146,8 @@ def decode(config, variables, z):
     noise meaningful (Song et al. 2021, section 5.3)."""
     config = config.copy_and_resolve_references()
     config.sample.sampler, config.sample.eta = "ddim", 0.0
-    return sample(config, variables, jax.random.PRNGKey(0), z.shape[0], Cond(x_T=z))
+    x_T = z * P.prior_std(process(config), sampler_path(config)[0])  # EDM starts at sigma_max z
+    return sample(config, variables, jax.random.PRNGKey(0), z.shape[0], Cond(x_T=x_T))
 
 
 def nll(config, variables, x0, key, method: str = "ode", steps: int = 100, exact: bool = False):
@@ -148,9 +155,9 @@ def nll(config, variables, x0, key, method: str = "ode", steps: int = 100, exact
     method 'vlb' (the variational bound, under config.sample's variance and clip) or 'ode' (the
     probability-flow ODE, `steps` RK4 steps, Hutchinson or `exact` divergence). A class-conditional run
     is scored by its unconditional model (guidance 0, the null label); an SR3 run by its null image."""
-    sched = schedule_from_config(config.diffusion)
+    proc = process(config)
     cond = Cond(guidance=0.0) if config.condition.kind == "class" else Cond()
     model_fn = denoiser(config, variables["params"], x0.shape[0], cond)
     if method == "vlb":
-        return likelihood.vlb_bpd(sched, model_fn, x0, key, config.sample.variance, config.sample.clip)
-    return likelihood.ode_bpd(sched, model_fn, x0, key, steps, exact)
+        return likelihood.vlb_bpd(proc, model_fn, x0, key, config.sample.variance, config.sample.clip)
+    return likelihood.ode_bpd(proc, model_fn, x0, key, steps, exact)

@@ -116,6 +116,10 @@ def _names(tree) -> dict:
     return out
 
 
+# keys that change what a network's output means without changing any array: resuming across them is refused
+MEANING = {"diffusion": ("diffusion.process", "diffusion.prediction", "diffusion.schedule", "diffusion.timesteps")}
+
+
 def _changed_keys(saved, config) -> str:
     old, new = flatten(saved.to_dict()), flatten(config.to_dict())
     keys = sorted((k for k in set(old) | set(new) if old.get(k) != new.get(k)),  # the likely culprits first
@@ -135,6 +139,11 @@ def check_saved_config(workdir: str, config) -> None:
     if saved.family != config.family:
         raise JgenError(f"workdir {workdir} holds a run of a different model (family {saved.family}, "
                         f"not {config.family}); use a fresh --workdir")
+    meaning = [k for k in MEANING.get(config.family, ()) if flatten(saved.to_dict())[k] != flatten(config.to_dict())[k]]
+    if meaning:  # the same arrays, another function: the network would be read as something it never learnt
+        raise JgenError(f"workdir {workdir} holds a run whose network means something else (config keys changed: "
+                        f"{_changed_keys(saved, config)}); {', '.join(meaning)} cannot change on resume: use a "
+                        "fresh --workdir")
 
 
 def check_compatible(mgr: ocp.CheckpointManager, shapes, workdir: str, config) -> None:

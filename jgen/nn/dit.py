@@ -1,0 +1,187 @@
+"""The Diffusion Transformer, DiT (Peebles & Xie 2023, "Scalable Diffusion Models with Transformers").
+
+The image (or latent) is cut into p x p patches, each linearly embedded to a token (section 3.2,
+"Patchify") with a fixed 2-D sin-cos position embedding added; N transformer blocks condition on the
+timestep and class through adaLN-Zero (section 3.2, "DiT block design": LayerNorm without affine
+parameters, then a per-channel shift and scale regressed from t + y, and a gate on each residual
+branch, all three zero-initialised so every block starts as the identity); a final adaLN layer and a
+linear decoder map each token back to p x p x out_ch values, rearranged into the image.
+
+The paper's four sizes are SIZES below (its Table 1); with learn_sigma the paper's output has twice
+the input channels (eps and the variance interpolation); jgen predicts eps, x0 or v only, so out_ch is
+the caller's choice and no learned sigma exists here.
+
+Shapes are NHWC. The module computes in the dtype of its inputs (bfloat16 when the trainer casts
+params and x, see jgen.families.base.to_compute), except LayerNorm statistics and the attention
+logits and softmax, which are float32 (jax.nn.dot_product_attention accumulates bfloat16 logits in
+float32 and runs the softmax in float32).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.errors import JgenError
+
+# (depth, hidden, heads) of DiT-S, B, L, XL (the paper's Table 1)
+SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
+
+FREQUENCY_DIM = 256  # width of the sinusoidal timestep features before the timestep MLP
+
+xavier_uniform = nn.initializers.xavier_uniform()
+# the patch embedding is a Linear over each flattened p x p x C patch: fan_in p*p*C, fan_out hidden
+patch_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=(0, 1, 2), out_axis=3)
+
+
+def check_shape(image_size: int, patch_size: int, hidden: int, heads: int) -> None:
+    """Raises JgenError when patches do not tile the image or heads do not split the width."""
+    if image_size % patch_size:
+        raise JgenError(f"model.patch_size={patch_size} does not divide data.image_size={image_size}: "
+                        f"pick a patch size that divides the image (or latent) size")
+    if hidden % heads:
+        raise JgenError(f"model.heads={heads} does not divide model.hidden={hidden}: "
+                        f"pick a head count that divides the width")
+
+
+def frequency_embedding(t, dim: int = FREQUENCY_DIM, max_period: float = 10000.0):
+    """[B] (possibly fractional or negative) timesteps -> [B, dim] float32 features [cos | sin].
+
+    DiT's layout (from GLIDE): frequencies max_period^(-i / (dim/2)), i = 0 .. dim/2 - 1, cosines
+    first. jgen.nn.layers.timestep_embedding (DDPM's) divides by dim/2 - 1 and puts sines first, so
+    this is a separate function.
+    """
+    half = dim // 2
+    freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+    args = t.astype(jnp.float32)[:, None] * freqs[None, :]
+    return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=1)
+
+
+def pos_embed_2d(dim: int, grid: int) -> np.ndarray:
+    """The fixed 2-D sin-cos position embedding of a grid x grid token map, [grid*grid, dim] float32.
+
+    Tokens are in row-major order (row r, column c is token r*grid + c). The first dim/2 channels
+    encode the column and the last dim/2 the row, each as [sin(pos w_i) | cos(pos w_i)] with
+    w_i = 10000^(-i / (dim/4)), i = 0 .. dim/4 - 1 (the MAE / DiT layout). A constant, not a parameter.
+    """
+    if dim % 4:
+        raise JgenError(f"model.hidden={dim} must be a multiple of 4 for the 2-D sin-cos position embedding")
+    omega = 1.0 / 10000.0 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4))
+
+    def one_axis(pos):  # [M] -> [M, dim/2]
+        out = pos[:, None] * omega[None, :]
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+    rows, cols = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid, dtype=np.float64), indexing="ij")
+    return np.concatenate([one_axis(cols.ravel()), one_axis(rows.ravel())], axis=1).astype(np.float32)
+
+
+def layer_norm(x, eps: float = 1e-6):
+    """LayerNorm over the last axis without scale or bias (elementwise_affine=False); statistics in
+    float32 whatever x's dtype, output in x's dtype."""
+    h = x.astype(jnp.float32)
+    mean = jnp.mean(h, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(h - mean), axis=-1, keepdims=True)
+    return ((h - mean) * jax.lax.rsqrt(var + eps)).astype(x.dtype)
+
+
+def modulate(x, shift, scale):
+    """adaLN: x [B, T, D] scaled by (1 + scale) and shifted, per sample and channel ([B, D] each)."""
+    return x * (1 + scale[:, None, :]) + shift[:, None, :]
+
+
+def dense(features: int, zero: bool = False, name=None):
+    """DiT's Linear: xavier-uniform weights (zero where adaLN-Zero says so), zero biases."""
+    return nn.Dense(features, kernel_init=nn.initializers.zeros if zero else xavier_uniform,
+                    bias_init=nn.initializers.zeros, name=name)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention, q, k, v from one Linear(3 * hidden); x [B, T, D] -> [B, T, D].
+
+    jax.nn.dot_product_attention with implementation=None: XLA's form on every platform today, which
+    with bfloat16 q and k accumulates the logits in float32 (dot algorithm BF16_BF16_F32) and takes
+    the softmax in float32; on a GPU XLA fuses it.
+    """
+    heads: int
+
+    @nn.compact
+    def __call__(self, x):
+        b, t, d = x.shape
+        qkv = dense(3 * d, name="qkv")(x).reshape(b, t, 3, self.heads, d // self.heads)
+        h = jax.nn.dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])  # [B, T, heads, D/heads]
+        return dense(d, name="proj")(h.reshape(b, t, d))
+
+
+class DiTBlock(nn.Module):
+    """The adaLN-Zero block (the paper's Figure 3): x + gate * attn(modulate(LN(x))), then the same
+    with an MLP (GELU, tanh approximation). c [B, D] is the conditioning vector t + y."""
+    heads: int
+    mlp_ratio: float = 4.0
+
+    @nn.compact
+    def __call__(self, x, c):
+        d = x.shape[-1]
+        mod = dense(6 * d, zero=True, name="adaLN_modulation")(nn.silu(c))
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
+        x = x + gate_msa[:, None, :] * Attention(self.heads, name="attn")(modulate(layer_norm(x), shift_msa, scale_msa))
+        h = modulate(layer_norm(x), shift_mlp, scale_mlp)
+        h = dense(d, name="fc2")(nn.gelu(dense(int(d * self.mlp_ratio), name="fc1")(h), approximate=True))
+        return x + gate_mlp[:, None, :] * h
+
+
+class DiT(nn.Module):
+    """x: [B, H, W, C], t: [B] float timesteps (~[0, 1000], may be negative), y: [B] int labels in
+    [0, num_classes] -> [B, H, W, out_ch].
+
+    Label num_classes is the null class of classifier-free guidance (the paper's label table has
+    num_classes + 1 rows when trained with label dropout); the caller drops labels, the module never
+    does. num_classes=0: unconditional, y is ignored. `train` is accepted for the U-Net's signature;
+    DiT has no dropout. With (depth, hidden, heads) from SIZES, patch_size 2, 32x32x4 latents,
+    num_classes 1000 and out_ch 8 (learn_sigma) this has the paper's parameter counts
+    (tests/test_dit.py).
+    """
+    patch_size: int = 2
+    hidden: int = 384
+    depth: int = 12
+    heads: int = 6
+    mlp_ratio: float = 4.0
+    out_ch: int = 3
+    num_classes: int = 0
+
+    @nn.compact
+    def __call__(self, x, t, y=None, train: bool = False):
+        b, hh, ww, _ = x.shape
+        p, d = self.patch_size, self.hidden
+        check_shape(hh, p, d, self.heads)
+        check_shape(ww, p, d, self.heads)
+        gh, gw = hh // p, ww // p
+        if gh != gw:
+            raise JgenError(f"DiT takes square images (its position embedding is square), got {hh}x{ww}")
+
+        # patchify: a convolution with kernel = stride = p is a Linear over each flattened patch
+        x = nn.Conv(d, (p, p), strides=(p, p), padding="VALID", kernel_init=patch_init,
+                    bias_init=nn.initializers.zeros, name="x_embedder")(x).reshape(b, gh * gw, d)
+        x = x + jnp.asarray(pos_embed_2d(d, gh), x.dtype)[None]
+
+        # timestep embedder: frequencies -> Linear -> SiLU -> Linear, weights N(0, 0.02)
+        t_init = nn.initializers.normal(0.02)
+        c = frequency_embedding(t).astype(x.dtype)
+        c = nn.Dense(d, kernel_init=t_init, name="t_embedder_0")(c)
+        c = nn.Dense(d, kernel_init=t_init, name="t_embedder_1")(nn.silu(c))
+        if self.num_classes:
+            table = nn.Embed(self.num_classes + 1, d, embedding_init=nn.initializers.normal(0.02), name="y_embedder")
+            c = c + table(y).astype(c.dtype)
+
+        for i in range(self.depth):
+            x = DiTBlock(self.heads, self.mlp_ratio, name=f"block_{i}")(x, c)
+
+        # final layer: adaLN (shift, scale; zero-initialised), LN, Linear to p*p*out_ch (zero-initialised)
+        shift, scale = jnp.split(dense(2 * d, zero=True, name="final_adaLN_modulation")(nn.silu(c)), 2, axis=-1)
+        x = dense(p * p * self.out_ch, zero=True, name="final_linear")(modulate(layer_norm(x), shift, scale))
+
+        # unpatchify: token (r, c) holds the p x p x out_ch pixels of rows r*p.., columns c*p..
+        x = x.reshape(b, gh, gw, p, p, self.out_ch).transpose(0, 1, 3, 2, 4, 5)
+        return x.reshape(b, hh, ww, self.out_ch)
