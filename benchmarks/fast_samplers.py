@@ -1,9 +1,11 @@
-"""FID (classifier features) of the offline default run's samples by sampler and model evaluations:
-DDIM at 10, 20, 50 and 100, DPM-Solver++(2M) at 10, 20 and 50, Heun at 9, 19 and 49 (2 steps - 1), and
-the floor (a uniform subset of real training digits of the same size). Same samples count, same
-reference (a uniform subset of the test split), same seed for every row.
+"""FID (classifier features) against model evaluations, per sampler and process: each trained run
+(--run LABEL=WORKDIR, repeatable) sampled by Euler (DDIM with eta 0), Heun (2 steps - 1 evaluations)
+and DPM-Solver++(2M) at about 10, 20, 50 and 100 evaluations, plus the floor (a uniform subset of real
+training digits of the same size). Same sample count, same reference (a uniform subset of the test
+split) and same seed for every row; a table and a chart (FID against evaluations, one line per run and
+sampler) in benchmarks/results/.
 
-  python benchmarks/fast_samplers.py            # trains the run and the classifier first if missing
+  python benchmarks/fast_samplers.py --run ddpm=runs/ddpm_mnist5k --run flow=runs/recipes/flow_8k
 """
 
 import argparse
@@ -18,9 +20,9 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.timing import write_results  # noqa: E402
 
-ROWS = [("ddim", 10, 10), ("ddim", 20, 20), ("ddim", 50, 50), ("ddim", 100, 100),
-        ("dpmpp2m", 10, 10), ("dpmpp2m", 20, 20), ("dpmpp2m", 50, 50),
-        ("heun", 5, 9), ("heun", 10, 19), ("heun", 25, 49)]  # (sampler, steps, model evaluations)
+ROWS = [("euler", 10, 10), ("euler", 20, 20), ("euler", 50, 50), ("euler", 100, 100),
+        ("dpmpp2m", 10, 10), ("dpmpp2m", 20, 20), ("dpmpp2m", 50, 50), ("dpmpp2m", 100, 100),
+        ("heun", 5, 9), ("heun", 10, 19), ("heun", 25, 49), ("heun", 50, 99)]  # (sampler, steps, evaluations)
 
 
 def jgen(*args):
@@ -31,37 +33,74 @@ def jgen(*args):
     return proc.stdout
 
 
+def chart(rows, floor, path, title):
+    """FID against model evaluations (log axis), one line per run and sampler, the floor dashed; the
+    legend sits outside the axes so it covers nothing."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    styles = {"euler": "o-", "heun": "s--", "dpmpp2m": "^:"}
+    for run in dict.fromkeys(r["run"] for r in rows):
+        for sampler, style in styles.items():
+            pts = sorted((r["evaluations"], r["fid_classifier"]) for r in rows if r["run"] == run and r["sampler"] == sampler)
+            if pts:
+                ax.plot(*zip(*pts), style, label=f"{run}, {sampler}")
+    ax.axhline(floor, color="grey", linestyle="--", linewidth=1, label="floor (real digits)")
+    ax.set_xscale("log")
+    ax.set_xticks([10, 20, 50, 100], labels=["10", "20", "50", "100"])
+    ax.set_xlabel("model evaluations per sample")
+    ax.set_ylabel("FID (classifier features)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workdir", default=os.path.join(ROOT, "runs", "ddpm_mnist5k"))
+    p.add_argument("--run", action="append", default=[], metavar="LABEL=WORKDIR", help="a trained diffusion run")
     p.add_argument("--classifier", default=os.path.join(ROOT, "runs", "classifier_mnist5k"))
     p.add_argument("--num", type=int, default=500, help="samples per row (default 500)")
+    p.add_argument("--samplers", default="euler,heun,dpmpp2m")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     a = p.parse_args()
-    if not os.path.exists(os.path.join(a.workdir, "samples", "final.png")):
-        jgen("train", "--config", "ddpm_mnist5k", "--workdir", a.workdir)
+    runs = [r.split("=", 1) for r in a.run] or [("ddpm", os.path.join(ROOT, "runs", "ddpm_mnist5k"))]
     if not os.path.exists(os.path.join(a.classifier, "classifier.json")):
         jgen("train-classifier", "--out", a.classifier)
-    common = ["--workdir", a.workdir, "--num", a.num, "--extractor", "classifier", "--classifier", a.classifier,
-              "--metrics", "fid", "--cache-dir", os.path.join(a.workdir, "eval", "cache")]
-    rows = []
-    for sampler, steps, nfe in ROWS + [("real train digits (floor)", 0, 0)]:
-        out = os.path.join(a.workdir, "eval", f"samplers_{sampler.split()[0]}_{steps}.json")
-        extra = ["--real", "train"] if steps == 0 else ["--sampler", sampler, "--steps", steps]
-        start = time.time()
-        jgen("eval", *common, *extra, "--out", out)
-        report = json.load(open(out))
-        rows.append(dict(sampler=sampler, steps=steps, evaluations=nfe, fid_classifier=report["fid_classifier"],
-                         seconds=round(time.time() - start, 1)))
-        print(rows[-1], flush=True)
-    ddim100 = next(r["fid_classifier"] for r in rows if r["sampler"] == "ddim" and r["steps"] == 100)
-    lines = ["| sampler | steps | model evaluations | FID (classifier features) | / DDIM-100 |", "|---|---|---|---|---|"]
-    lines += [f"| {r['sampler']} | {r['steps'] or '-'} | {r['evaluations'] or '-'} | {r['fid_classifier']:.1f} | "
-              f"{r['fid_classifier'] / ddim100:.2f} |" for r in rows]
-    heading = (f"Fast samplers on the offline default run ({a.num} samples each, reference: a uniform {a.num} of "
-               f"the test digits), {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')} "
+    rows, floor = [], None
+    for label, workdir in runs:
+        common = ["--workdir", workdir, "--num", a.num, "--extractor", "classifier", "--classifier", a.classifier,
+                  "--metrics", "fid", "--cache-dir", os.path.join(workdir, "eval", "cache")]
+        todo = [r for r in ROWS if r[0] in a.samplers.split(",")] + ([("real", 0, 0)] if floor is None else [])
+        for sampler, steps, nfe in todo:
+            out = os.path.join(workdir, "eval", f"samplers_{sampler}_{steps}_{a.num}.json")
+            extra = ["--real", "train"] if steps == 0 else ["--sampler", sampler, "--steps", steps]
+            start = time.time()
+            jgen("eval", *common, *extra, "--out", out)
+            fid = json.load(open(out))["fid_classifier"]
+            if steps == 0:
+                floor = fid
+                continue
+            rows.append(dict(run=label, sampler=sampler, steps=steps, evaluations=nfe, fid_classifier=fid,
+                             seconds=round(time.time() - start, 1)))
+            print(rows[-1], flush=True)
+    lines = ["| run | sampler | steps | model evaluations | FID (classifier features) | / same sampler at ~100 |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        ref = max((q for q in rows if q["run"] == r["run"] and q["sampler"] == r["sampler"]),
+                  key=lambda q: q["evaluations"])["fid_classifier"]
+        lines.append(f"| {r['run']} | {r['sampler']} | {r['steps']} | {r['evaluations']} | {r['fid_classifier']:.1f} | "
+                     f"{r['fid_classifier'] / ref:.2f} |")
+    lines.append(f"| real train digits (floor) | - | - | - | {floor:.1f} | - |")
+    heading = (f"FID against model evaluations per sampler and process ({a.num} samples each, reference: a uniform "
+               f"{a.num} of the test digits), {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')} "
                "(`python benchmarks/fast_samplers.py`)")
-    write_results(a.out, "fast-samplers", heading, "\n".join(lines), rows)
+    stem = write_results(a.out, "fast-samplers", heading, "\n".join(lines), rows + [dict(run="floor", fid_classifier=floor)])
+    chart(rows, floor, stem + ".png", heading.split(" (`")[0])
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ def test_recipe_trains_and_samples(tmp_path, capsys, name):
     assert img.ndim == 2 and img.std() > 0  # a grid of four 8x8 samples, not a blank
 
 
-@pytest.mark.parametrize("sampler", ["euler", "heun", "dpmpp2m", "sde", "ddim"])
-def test_every_sampler_runs_on_a_flow_run(flow_run, tmp_path, capsys, sampler):
-    out = tmp_path / f"{sampler}.png"
-    jgen(capsys, "sample", "--workdir", flow_run, "--num", 4, "--sampler", sampler, "--steps", 3, "--out", out)
-    x = np.load(str(out).replace(".png", ".npz"))["images"]
-    assert x.shape == (4, 8, 8, 1) and x.std() > 0
+def test_every_sampler_runs_on_a_flow_run(flow_run, tmp_path, capsys):
+    for sampler in ("euler", "heun", "dpmpp2m", "sde"):
+        out = tmp_path / f"{sampler}.png"
+        jgen(capsys, "sample", "--workdir", flow_run, "--num", 4, "--sampler", sampler, "--steps", 3, "--out", out)
+        x = np.load(str(out).replace(".png", ".npz"))["images"]
+        assert x.shape == (4, 8, 8, 1) and x.std() > 0, sampler
 
 
 def test_ddpm_sampler_is_refused_on_a_flow_run(flow_run, capsys):

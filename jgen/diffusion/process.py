@@ -147,7 +147,8 @@ def network_inputs(proc, x, level):
     if is_discrete(proc):
         return x, level
     if proc.kind == "edm":
-        return _b(edm_scalings(proc, level)[2], x) * x, NETWORK_TIME_SCALE * 0.25 * jnp.log(level)
+        c_in = _b(edm_scalings(proc, level)[2], x).astype(x.dtype)  # keeps a bfloat16 x bfloat16
+        return c_in * x, NETWORK_TIME_SCALE * 0.25 * jnp.log(level)
     return x, NETWORK_TIME_SCALE * level
 
 
