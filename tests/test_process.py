@@ -103,7 +103,7 @@ def density_np(name, d, t):
     if name == "edm":  # ln sigma ~ N(p_mean, p_std), lambda = -2 ln sigma
         return stats.norm.pdf(-2 * np.log(t), -2 * d.p_mean, 2 * d.p_std)
     if d.time_sampling == "uniform":
-        p_t = np.full_like(t, 1.0 / (1 - (1e-3 if name.startswith("vp") else 0.0)))
+        p_t = np.full_like(t, 1.0 / (1 - (1e-3 if name.startswith("vp") else 2e-3)))
     else:
         p_t = stats.norm.pdf(np.log(t / (1 - t)), d.logit_mean, d.logit_std) / (t * (1 - t))
     return p_t / np.abs(dlam_dt_np(name, t))
@@ -143,15 +143,15 @@ def test_loss_weight_is_the_papers_weight_on_the_noise_error(name, prediction, w
 def test_time_sampling_draws_the_stated_distribution(name, sampling):
     proc, d = PROCESSES[name], config(time_sampling=sampling)
     t = np.asarray(P.sample_levels(proc, d, jax.random.PRNGKey(0), 20000), np.float64)
-    lo = 1e-3 if name.startswith("vp") else 0.0
+    lo, hi = 1e-3, (1.0 if name.startswith("vp") else 1 - 1e-3)
     if sampling == "uniform":
-        assert stats.kstest(t, stats.uniform(lo, 1 - lo).cdf).pvalue > 1e-3
+        assert stats.kstest(t, stats.uniform(lo, hi - lo).cdf).pvalue > 1e-3
     elif sampling == "logit_normal":
         assert stats.kstest(np.log(t / (1 - t)), stats.norm(0.3, 0.8).cdf).pvalue > 1e-3
     else:
         assert stats.kstest(np.log(t), stats.norm(-1.2, 1.2).cdf).pvalue > 1e-3
     density = np.asarray(P.level_density(proc, d, jnp.float32(np.array([0.2, 0.5, 0.9]))))
-    want = {"uniform": np.full(3, 1 / (1 - lo)),
+    want = {"uniform": np.full(3, 1 / (hi - lo)),
             "logit_normal": stats.norm.pdf(np.log([0.25, 1.0, 9.0]), 0.3, 0.8) / (np.array([0.2, 0.5, 0.9]) *
                                                                                    np.array([0.8, 0.5, 0.1])),
             "lognormal": stats.lognorm.pdf([0.2, 0.5, 0.9], 1.2, scale=math.exp(-1.2))}[sampling]
@@ -169,3 +169,28 @@ def test_grids_are_the_papers():
     assert g[0] == 1.0 and g[-1] == 0.0 and g[-2] == pytest.approx(1e-3, rel=1e-3)
     lam = np.asarray(P.log_snr(vp, jnp.float32(g[:-1])), np.float64)
     np.testing.assert_allclose(np.diff(lam), np.full(11, (lam[-1] - lam[0]) / 11), rtol=2e-3)
+
+
+@pytest.mark.parametrize("weighting", ["sigmoid", "elbo"])
+def test_discrete_kingma_gao_weights_use_the_lambda_tables_slope(weighting):
+    """On DDPM's levels, p(lambda) = (1 / T) / |d lambda / dt| with the slope of the lambda table (central
+    differences, one-sided at both ends): finite and positive at every level, T-1 included."""
+    betas = S.cosine_betas(1000)
+    abar = np.cumprod(1 - betas)
+    lam = np.log(abar / (1 - abar))
+    t = np.array([0, 1, 500, 998, 999])
+    d = config(loss_weight=weighting)
+    w = np.asarray(P.loss_weight(S.make_schedule(betas), d, "eps", jnp.asarray(t)), np.float64)
+    p_lam = (1 / 1000) / np.abs(np.gradient(lam)[t])
+    want = (1 / (1 + np.exp(lam[t] + 1.0)) if weighting == "sigmoid" else 1.0) / p_lam
+    np.testing.assert_allclose(w, want, rtol=2e-3)
+
+
+def test_flow_training_levels_stay_inside_the_open_interval():
+    """Drawn levels never reach t = 0 or 1, where the SNR-based weights are 0/0 or infinite."""
+    proc = PROCESSES["flow"]
+    for sampling in ("uniform", "logit_normal"):
+        d = config(time_sampling=sampling, loss_weight="elbo", logit_std=4.0)
+        t = P.sample_levels(proc, d, jax.random.PRNGKey(1), 200000)
+        assert float(t.min()) >= 1e-3 - 1e-7 and float(t.max()) <= 1 - 1e-3 + 1e-7  # float32 of the bounds
+        assert np.all(np.isfinite(np.asarray(P.loss_weight(proc, d, "x0", t))))

@@ -94,19 +94,36 @@ def test_sde_sampler_matches_the_data_moments(name):
     assert np.abs(off).max() < 5 * np.outer(STD, STD).max() / np.sqrt(n)
 
 
-def test_euler_is_ddim_for_every_process():
-    """Euler's step is DDIM's (eta = 0): alpha_n x0 + sigma_n eps, whatever the process."""
-    for proc in PROCESSES.values():
-        path = samplers.sampler_path(proc, "euler", 6)
-        x_T = jnp.float32(np.random.default_rng(2).standard_normal((8, 4)))
-        key = jax.random.PRNGKey(0)
-        euler = samplers.sample(proc, exact_denoiser(proc), (8, 4), key, "euler", path, clip=False, x_T=x_T)
-        x = np.asarray(x_T, np.float64)
-        for t, tn in zip(path[:-1], path[1:]):  # float64 DDIM
-            (a, s), (an, sn) = (np.asarray(P.alpha_sigma(proc, jnp.asarray(v)), np.float64) for v in (t, tn))
-            x0 = MU + a * STD ** 2 / (a ** 2 * STD ** 2 + s ** 2) * (x - a * MU)
-            x = an * x0 + sn * (x - a * x0) / s
-        np.testing.assert_allclose(np.asarray(euler), x, atol=2e-4)
+@pytest.mark.parametrize("name", ["flow", "edm"])
+def test_euler_is_the_textbook_euler_step_in_t(name):
+    """Flow's and EDM's x is affine in t, so the sampler's Euler step (alpha_n x0 + sigma_n eps) is the
+    textbook x + (t_n - t) dx/dt with dx/dt = (x - D(x)) / t (flow: eps - x0; EDM eq. 3 with sigma = t),
+    here in float64 with the Gaussian's closed-form denoiser D."""
+    proc = PROCESSES[name]
+    path = samplers.sampler_path(proc, "euler", 6)[:-1]
+    x_T = np.random.default_rng(2).standard_normal((8, 4)) * float(P.prior_std(proc, path[0]))
+    out = samplers.sample(proc, exact_denoiser(proc), (8, 4), jax.random.PRNGKey(0), "euler", path, clip=False,
+                          x_T=jnp.float32(x_T))
+    x = x_T.copy()
+    for t, tn in zip(path[:-1], path[1:]):
+        a = 1 - t if name == "flow" else 1.0
+        d = MU + a * STD ** 2 / (a ** 2 * STD ** 2 + t ** 2) * (x - a * MU)
+        x = x + (tn - t) * (x - d) / t
+    np.testing.assert_allclose(np.asarray(out), x, rtol=1e-4, atol=1e-4 * float(P.prior_std(proc, path[0])))
+
+
+@pytest.mark.parametrize("name", ["edm", "flow"])
+def test_heun_with_churn_keeps_the_data_moments(name):
+    """EDM Algorithm 2 (S_churn 10 over 64 steps, gamma 0.16) with the exact denoiser: the samples'
+    mean and spread stay the data's, and no NaN from flow's t = 1 (alpha = 0, no churn there)."""
+    proc = PROCESSES[name]
+    n = 20000
+    path = samplers.sampler_path(proc, "heun", 64)
+    x = np.asarray(samplers.sample(proc, exact_denoiser(proc), (n, 4), jax.random.PRNGKey(3), "heun", path,
+                                   clip=False, churn=10.0), np.float64)
+    assert np.all(np.isfinite(x))
+    assert np.all(np.abs(x.mean(0) - MU) < 5 * STD / np.sqrt(n) + 2e-3), x.mean(0) - MU
+    np.testing.assert_allclose(x.std(0), STD, rtol=0.04)
 
 
 # --- a tiny network trained with each process on a 2-D Gaussian mixture ---------------------------------

@@ -174,6 +174,9 @@ def _process(c, devices):
         return f"diffusion.sigma_min={d.sigma_min} must be below diffusion.sigma_max={d.sigma_max}"
     if d.prediction == "F" and p != "edm":
         return f"diffusion.prediction=F (EDM's preconditioned output) needs diffusion.process=edm, not {p}"
+    if d.prediction == "eps" and p == "flow":
+        return ("diffusion.prediction=eps cannot serve diffusion.process=flow: x0 = (x - t eps) / (1 - t) is "
+                "singular at t = 1, where sampling starts; use velocity, v or x0")
     if d.prediction == "velocity" and p == "discrete":
         return "diffusion.prediction=velocity needs a continuous process (diffusion.process=vp | edm | flow)"
     if p == "edm" and d.time_sampling != "lognormal":

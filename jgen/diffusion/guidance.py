@@ -141,8 +141,8 @@ def ilvr(proc, low, factor: int):
 
 def sdedit_level(proc, strength: float):
     """SDEdit's start level for `strength` in [0, 1]: round(strength T) - 1 for DDPM, t = strength for vp
-    and flow, sigma = sigma_max strength^7 for EDM (its rho = 7 warp, so 0.5 lands mid-way in
-    sigma^(1/7) rather than at pure noise). 0 is the clean level."""
+    and flow, sigma = sigma_max strength^7 for EDM (even in sigma^(1/7) from 0 to sigma_max, as EDM's
+    rho = 7 grid is, so 0.5 gives sigma 0.6 rather than nearly pure noise). 0 is the clean level."""
     if not 0.0 <= strength <= 1.0:
         raise JgenError(f"--strength must be in [0, 1], got {strength}")
     if P.is_discrete(proc):

@@ -99,8 +99,9 @@ def level_of(proc, lam):
         a = jnp.arctan2(jnp.sqrt(math.sin(a0) ** 2 + math.cos(a0) ** 2 * jax.nn.sigmoid(-lam)),
                         math.cos(a0) * jnp.sqrt(jax.nn.sigmoid(lam)))
         return a / (math.pi / 2) * (1 + _COSINE_S) - _COSINE_S
-    b0, db = proc.beta_min, proc.beta_max - proc.beta_min  # db t^2 / 2 + b0 t = softplus(-lambda)
-    return (-b0 + jnp.sqrt(b0 ** 2 + 2 * db * jax.nn.softplus(-lam))) / db
+    b0, db = proc.beta_min, proc.beta_max - proc.beta_min  # db t^2 / 2 + b0 t = B = softplus(-lambda),
+    b = jax.nn.softplus(-lam)                                # the root written without cancellation
+    return 2 * b / (b0 + jnp.sqrt(b0 ** 2 + 2 * db * b))
 
 
 def alpha_sigma(proc, level):
@@ -127,6 +128,16 @@ def derivatives(proc, level):
     """(d alpha / d level, d sigma / d level): the velocity's coefficients."""
     level = jnp.asarray(level, jnp.float32)
     return jax.jvp(lambda l: alpha_sigma(proc, l), (level,), (jnp.ones_like(level),))[1]
+
+
+def dlog_snr(proc, level):
+    """d lambda / d level, elementwise: autodiff of log_snr for continuous processes; for discrete, the
+    central difference of the lambda table (one-sided at both ends)."""
+    if is_discrete(proc):
+        table = S.log_snr(proc, jnp.arange(proc.num_timesteps, dtype=jnp.float32))
+        return jnp.gradient(table)[jnp.asarray(level)]
+    level = jnp.asarray(level, jnp.float32)
+    return jax.jvp(lambda l: log_snr(proc, l), (level,), (jnp.ones_like(level),))[1]
 
 
 def _b(v, x):
@@ -231,8 +242,9 @@ def prior_std(proc, level):
 # --- training: time sampling and loss weighting ---------------------------------------------------------
 
 def level_range(proc):
-    """(lo, hi) of the training levels drawn uniformly: vp [t_min, 1], flow [0, 1]."""
-    return (proc.t_min if proc.kind == "vp" else 0.0), 1.0
+    """(lo, hi) of the training levels: vp [t_min, 1], flow [t_min, 1 - t_min] (at t = 0 or 1 the SNR is
+    0 or infinite, and the min-SNR, sigmoid and ELBO weights with it)."""
+    return proc.t_min, (1.0 - proc.t_min if proc.kind == "flow" else 1.0)
 
 
 def sample_levels(proc, d, key, n: int):
@@ -297,12 +309,7 @@ def loss_weight(proc, d, prediction: str, level):
     elif d.loss_weight == "edm":
         w = (jnp.exp(-lam) + d.sigma_data ** 2) / d.sigma_data ** 2
     else:
-        if is_discrete(proc):
-            dlam = S.log_snr(proc, level.astype(jnp.float32) + 1.0) - S.log_snr(proc, level.astype(jnp.float32))
-        else:
-            level = jnp.asarray(level, jnp.float32)
-            dlam = jax.jvp(lambda l: log_snr(proc, l), (level,), (jnp.ones_like(level),))[1]
-        p_lam = level_density(proc, d, level) / jnp.abs(dlam)
+        p_lam = level_density(proc, d, level) / jnp.abs(dlog_snr(proc, level))
         w = (jax.nn.sigmoid(d.sigmoid_bias - lam) if d.loss_weight == "sigmoid" else 1.0) / p_lam
     return w / eps_error_scale(proc, prediction, level)
 
@@ -319,7 +326,8 @@ def grid(proc, kind: str, steps: int, start=None) -> np.ndarray:
         hi = min(hi, 1.0 - proc.t_min)  # lambda and sigma / alpha are infinite at t = 1
     if hi <= 0:
         return np.zeros(1)
-    lo = min(lo, hi)
+    if hi <= lo:  # a start below the lowest level (SDEdit at a small strength): one step to the clean level
+        return np.array([hi, 0.0])
     if kind == "uniform":
         pts = np.linspace(hi, 0.0, steps + 1)[:-1] if proc.kind == "flow" else np.linspace(hi, lo, steps)
     else:

@@ -26,6 +26,7 @@ from jgen.errors import JgenError
 
 SAMPLERS = ("ddpm", "ddim", "euler", "heun", "dpmpp2m", "sde")
 SIGMA_MAX = 80.0  # EDM's highest noise level (Karras et al. 2022, Table 1); Heun corrects only below it
+# (an edm process's own sigma_max instead)
 
 
 def _prediction(proc, model_fn, x, level, clip: bool):
@@ -74,13 +75,15 @@ def heun_step(proc, model_fn, x, t, t_prev, key, clip: bool = True, gamma: float
     gap, is ill-conditioned (FID 3,254 against DDIM's 245 at 10 steps on the offline run before this
     rule). One Euler step does not change the global order. Two model calls per step, one on Euler's."""
     a_t, s_t = P.alpha_sigma(proc, t)
-    if gamma > 0:
-        st = s_t / a_t
-        st_hat = jnp.where(a_t > 0, st * (1 + gamma), st)
-        t_hat = P.level_of(proc, -2 * jnp.log(st_hat))
+    if gamma > 0:  # none from alpha = 0 (flow's t = 1) and none past the top level
+        st = s_t / jnp.where(a_t > 0, a_t, 1.0)
+        a_top, s_top = P.alpha_sigma(proc, P.top_level(proc))
+        st_hat = jnp.where(a_t > 0, jnp.minimum(st * (1 + gamma), s_top / jnp.maximum(a_top, 1e-12)), st)
+        t_hat = jnp.where(a_t > 0, P.level_of(proc, -2 * jnp.log(st_hat)), jnp.asarray(t, jnp.float32))
         a_h = P.alpha_sigma(proc, t_hat)[0]
         z = jax.random.normal(jax.random.fold_in(key, 7), x.shape, x.dtype)
-        x = a_h * (x / a_t + jnp.sqrt(jnp.maximum(st_hat ** 2 - st ** 2, 0.0)) * s_noise * z)
+        extra = jnp.sqrt(jnp.maximum(st_hat ** 2 - st ** 2, 0.0))
+        x = jnp.where(a_t > 0, a_h * (x / jnp.where(a_t > 0, a_t, 1.0) + extra * s_noise * z), x)
         t, (a_t, s_t) = t_hat, P.alpha_sigma(proc, t_hat)
     a_n, s_n = P.alpha_sigma(proc, t_prev)
     x0, eps = _prediction(proc, model_fn, x, t, clip)
@@ -90,7 +93,8 @@ def heun_step(proc, model_fn, x, t, t_prev, key, clip: bool = True, gamma: float
     def corrected(_):
         _, eps_n = _prediction(proc, model_fn, euler, t_prev, clip)
         return a_n * (x / a_t + (st_n - st_t) * 0.5 * (eps + eps_n))
-    return jax.lax.cond((s_n > 0) & (a_t > 0) & (st_t <= SIGMA_MAX), corrected, lambda _: euler, None)
+    limit = proc.sigma_max if not P.is_discrete(proc) and proc.kind == "edm" else SIGMA_MAX
+    return jax.lax.cond((s_n > 0) & (a_t > 0) & (st_t <= limit), corrected, lambda _: euler, None)
 
 
 def dpmpp_2m_step(proc, model_fn, x, t, t_prev, memory, clip: bool = True):
@@ -101,8 +105,8 @@ def dpmpp_2m_step(proc, model_fn, x, t, t_prev, memory, clip: bool = True):
     x0, _ = _prediction(proc, model_fn, x, t, clip)
     last = sigma_n <= 0
     h = jnp.where(last, 1.0, jnp.log(alpha_n / jnp.maximum(sigma_n, 1e-20)) - jnp.log(alpha_t / sigma_t))
-    r = memory["h"] / h
-    second = memory["valid"] & ~last
+    r = memory["h"] / jnp.where(h > 0, h, 1.0)
+    second = memory["valid"] & ~last & (h > 0) & (memory["h"] > 0)
     d = jnp.where(second, (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * memory["x0"], x0)
     x_n = jnp.where(last, x0, sigma_n / sigma_t * x - alpha_n * jnp.expm1(-h) * d)
     return x_n, {"x0": x0, "h": h, "valid": jnp.ones((), bool)}
@@ -117,7 +121,7 @@ def sde_step(proc, model_fn, x, t, t_prev, key, clip: bool = True):
     x0, eps = _prediction(proc, model_fn, x, t, clip)
     t = jnp.asarray(t, jnp.float32)
     (a_t, s_t), (da, ds) = P.alpha_sigma(proc, t), P.derivatives(proc, t)
-    g2 = -s_t ** 2 * jax.jvp(lambda l: P.log_snr(proc, l), (t,), (jnp.ones_like(t),))[1]
+    g2 = -s_t ** 2 * P.dlog_snr(proc, t)
     dt = t_prev - t
     drift = da * x0 + ds * eps + 0.5 * g2 * eps / s_t
     x_n = x + drift * dt + jnp.sqrt(g2 * jnp.abs(dt)) * jax.random.normal(key, x.shape, x.dtype)

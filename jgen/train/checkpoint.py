@@ -117,7 +117,8 @@ def _names(tree) -> dict:
 
 
 # keys that change what a network's output means without changing any array: resuming across them is refused
-MEANING = {"diffusion": ("diffusion.process", "diffusion.prediction", "diffusion.schedule", "diffusion.timesteps")}
+MEANING = {"diffusion": ("diffusion.process", "diffusion.prediction", "diffusion.schedule", "diffusion.timesteps",
+                         "diffusion.beta_start", "diffusion.beta_end", "diffusion.sigma_data")}
 
 
 def _changed_keys(saved, config) -> str:
