@@ -14,15 +14,6 @@ TINY_DIT = ["data.image_size=8", "model.patch_size=2", "model.hidden=16", "model
             "optim.warmup_steps=2"]
 
 
-@pytest.fixture(scope="module")
-def flow_run(tmp_path_factory):
-    """A tiny flow-matching U-Net run, 4 steps (built once: the CLI in this process)."""
-    from jgen.cli import main
-    workdir = tmp_path_factory.mktemp("flow") / "run"
-    assert main(tiny_train_args(workdir, "train.steps=4", config=RECIPE["flow_mnist5k"])) == 0
-    return workdir
-
-
 @pytest.mark.parametrize("name", ["edm_mnist5k", "dit_mnist5k"])
 def test_recipe_trains_and_samples(tmp_path, capsys, name):
     tiny = TINY_DIT if name == "dit_mnist5k" else TINY
@@ -33,51 +24,51 @@ def test_recipe_trains_and_samples(tmp_path, capsys, name):
     assert img.ndim == 2 and img.std() > 0  # a grid of four 8x8 samples, not a blank
 
 
-def test_every_sampler_runs_on_a_flow_run(flow_run, tmp_path, capsys):
+def test_a_flow_run_samples_edits_and_scores(tmp_path, capsys):
+    """One tiny flow-matching U-Net run (4 steps), then: every sampler; DDPM's refused in one line;
+    RePaint keeps the known pixels exactly and fills the hole; SDEdit and ILVR run; `eval --metrics nll`
+    gives the ODE's bits/dim and no bound."""
+    import json
+    run = tmp_path / "run"
+    jgen(capsys, *tiny_train_args(run, "train.steps=4", config=RECIPE["flow_mnist5k"]))
     for sampler in ("euler", "heun", "dpmpp2m", "sde"):
         out = tmp_path / f"{sampler}.png"
-        jgen(capsys, "sample", "--workdir", flow_run, "--num", 4, "--sampler", sampler, "--steps", 3, "--out", out)
+        jgen(capsys, "sample", "--workdir", run, "--num", 4, "--sampler", sampler, "--steps", 3, "--out", out)
         x = np.load(str(out).replace(".png", ".npz"))["images"]
         assert x.shape == (4, 8, 8, 1) and x.std() > 0, sampler
+    one_line_error(jgen(capsys, "sample", "--workdir", run, "--num", 4, "--sampler", "ddpm", code=2)[1],
+                   "steps through DDPM's discrete levels")
 
-
-def test_ddpm_sampler_is_refused_on_a_flow_run(flow_run, capsys):
-    _, err = jgen(capsys, "sample", "--workdir", flow_run, "--num", 4, "--sampler", "ddpm", code=2)
-    one_line_error(err, "steps through DDPM's discrete levels")
-
-
-def test_applications_walk_with_a_continuous_process(flow_run, tmp_path, capsys):
-    """RePaint keeps the known pixels exactly and fills the hole, SDEdit and ILVR run, on a flow run."""
     image = np.random.default_rng(0).integers(0, 256, (8, 8)).astype(np.uint8)
     mask = np.zeros((8, 8), np.uint8)
     mask[2:6, 2:6] = 255
     known = mask == 0
     Image.fromarray(image).save(tmp_path / "in.png")
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    for sampler in ("heun", "dpmpp2m"):
-        out = tmp_path / f"filled_{sampler}.png"
-        jgen(capsys, "inpaint", "--workdir", flow_run, "--image", tmp_path / "in.png", "--mask", tmp_path / "mask.png",
-             "--jump", 1, "--resample", 2, "--out", out, "--sampler", sampler)
-        filled = np.asarray(Image.open(out))[2:-2, 2:-2]  # the grid's 2-pixel border
-        np.testing.assert_array_equal(filled[known], image[known])
-        assert np.any(filled[~known] != image[~known])
-    jgen(capsys, "edit", "--workdir", flow_run, "--image", tmp_path / "in.png", "--strength", 0.5,
+    out = tmp_path / "filled.png"  # DPM-Solver++: a multistep solver's memory must survive RePaint's climbs
+    jgen(capsys, "inpaint", "--workdir", run, "--image", tmp_path / "in.png", "--mask", tmp_path / "mask.png",
+         "--jump", 1, "--resample", 2, "--out", out, "--sampler", "dpmpp2m")
+    filled = np.asarray(Image.open(out))[2:-2, 2:-2]  # the grid's 2-pixel border
+    np.testing.assert_array_equal(filled[known], image[known])
+    assert np.any(filled[~known] != image[~known])
+    jgen(capsys, "edit", "--workdir", run, "--image", tmp_path / "in.png", "--strength", 0.5,
          "--out", tmp_path / "edited.png")
     Image.fromarray(image[::2, ::2]).save(tmp_path / "low.png")
-    jgen(capsys, "superres", "--workdir", flow_run, "--image", tmp_path / "low.png", "--scale", 2,
+    jgen(capsys, "superres", "--workdir", run, "--image", tmp_path / "low.png", "--scale", 2,
          "--out", tmp_path / "up.png")
 
-
-def test_nll_of_a_flow_run_is_the_odes(flow_run, tmp_path, capsys):
-    out = tmp_path / "nll.json"
-    jgen(capsys, "eval", "--workdir", flow_run, "--metrics", "nll", "--num", 4, "--nll-steps", 2, "--out", out)
-    import json
-    report = json.load(open(out))
+    report = tmp_path / "nll.json"
+    jgen(capsys, "eval", "--workdir", run, "--metrics", "nll", "--num", 4, "--nll-steps", 2, "--out", report)
+    report = json.load(open(report))
     assert "nll_ode_bpd" in report and "nll_vlb_bpd" not in report and np.isfinite(report["nll_ode_bpd"])
 
 
 def test_a_discrete_run_is_not_resumed_as_flow(tmp_path, capsys):
-    jgen(capsys, *tiny_train_args(tmp_path / "run", "train.steps=2"))
+    """The refusal comes from the workdir's config.json, before anything is traced or written."""
+    from jgen.config import apply_overrides, load_config, save_config
+    (tmp_path / "run").mkdir()
+    save_config(apply_overrides(load_config("ddpm_mnist5k"), TINY), str(tmp_path / "run" / "config.json"))
     _, err = jgen(capsys, *tiny_train_args(tmp_path / "run", "train.steps=4", "diffusion.process=flow",
                                            "diffusion.prediction=velocity"), code=2)
     one_line_error(err, "diffusion.process 'discrete' -> 'flow'")
+    assert not (tmp_path / "run" / "checkpoints").exists()
