@@ -93,19 +93,10 @@ def vlb_bpd(sched: Schedule, model_fn, x0, key, variance: str = "small", clip: b
     return (prior + kl.sum(axis=1) + decoder) / (math.log(2.0) * np.prod(x0.shape[1:]))
 
 
-def ode_range(proc):
-    """(lowest, top) level of the likelihood ODE (see the module docstring)."""
-    if P.is_discrete(proc):
-        return 0.0, proc.num_timesteps - 1.0
-    if proc.kind == "edm":
-        return proc.sigma_min, proc.sigma_max
-    return proc.t_min, 1.0 - proc.t_min if proc.kind == "flow" else 1.0
-
-
 def ode_log_likelihood(proc, model_fn, x, key, steps: int = 100, exact: bool = False):
     """log p(x) in nats per image [B] of continuous x [B, H, W, C] under the probability-flow ODE (see the
-    module docstring), with `steps` RK4 steps (4 model calls each) in log sigma~ over ode_range."""
-    lam = P.log_snr(proc, jnp.array(ode_range(proc), jnp.float32))
+    module docstring), with `steps` RK4 steps (4 model calls each) in log sigma~ over P.level_bounds."""
+    lam = P.log_snr(proc, jnp.array(P.level_bounds(proc), jnp.float32))
     u0, u1 = -0.5 * lam[0], -0.5 * lam[1]  # log sigma~ at the lowest and the top level
     d = int(np.prod(x.shape[1:]))
     probe = jax.random.rademacher(key, x.shape, jnp.float32).astype(x.dtype)

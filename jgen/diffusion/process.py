@@ -230,6 +230,16 @@ def top_level(proc):
     return proc.sigma_max if proc.kind == "edm" else 1.0
 
 
+def level_bounds(proc):
+    """(lowest, top) noisy level a solver integrates between: DDPM's 0 and T-1; vp [t_min, 1]; edm
+    [sigma_min, sigma_max]; flow [t_min, 1 - t_min] (lambda and sigma / alpha are infinite at t = 1)."""
+    if is_discrete(proc):
+        return 0.0, proc.num_timesteps - 1.0
+    if proc.kind == "edm":
+        return proc.sigma_min, proc.sigma_max
+    return proc.t_min, (1.0 - proc.t_min if proc.kind == "flow" else 1.0)
+
+
 def prior_std(proc, level):
     """The scale of x_T ~ N(0, std^2 I) that sampling starts from: 1 for DDPM and vp (alpha^2 + sigma^2 =
     1), sigma for EDM (Algorithm 1 line 1), sqrt(alpha^2 + sigma^2) for flow (1 at t = 1)."""
@@ -321,9 +331,9 @@ def grid(proc, kind: str, steps: int, start=None) -> np.ndarray:
     sigma^(1/rho)). Flow's uniform grid ends at t = 1/steps so the last move reaches 0 at the same
     spacing (SiT's Euler grid); the others end at t_min (vp), sigma_min (edm) or t_min (flow)."""
     hi = float(top_level(proc) if start is None else start)
-    lo = proc.sigma_min if proc.kind == "edm" else proc.t_min
-    if proc.kind == "flow" and kind != "uniform":
-        hi = min(hi, 1.0 - proc.t_min)  # lambda and sigma / alpha are infinite at t = 1
+    lo, top = level_bounds(proc)
+    if kind != "uniform":
+        hi = min(hi, top)
     if hi <= 0:
         return np.zeros(1)
     if hi <= lo:  # a start below the lowest level (SDEdit at a small strength): one step to the clean level

@@ -34,9 +34,7 @@ def _prediction(proc, model_fn, x, level, clip: bool):
     lb = jnp.full((x.shape[0],), level, dtype=jnp.asarray(level).dtype)
     x0, eps = model_fn(x, lb)
     if clip:
-        x0 = jnp.clip(x0, -1.0, 1.0)
-        a, s = P.alpha_sigma(proc, level)
-        eps = (x - a * x0) / s
+        x0, eps = P.to_x0_eps(proc, "x0", x, lb, jnp.clip(x0, -1.0, 1.0))
     return x0, eps
 
 
