@@ -10,7 +10,15 @@ from helpers import (final_state, jgen, leaves, one_line_error, run_jgen, spawn,
                      wait_for_checkpoint)
 
 WGAN = ["gan.loss=wgan-gp", "gan.n_critic=2", "model.disc_norm=none", "optim.gen.b1=0.0", "optim.disc.b1=0.0"]
-VARIANTS = {"dcgan": (tiny_gan_args, []), "wgan-gp": (tiny_gan_args, WGAN),
+# StyleGAN2 at 8 px with every regulariser on each step, style mixing and ADA (p moves after step 0);
+# the minibatch-std groups of 4 span devices. The DCGAN with SNGAN's pieces and DiffAugment.
+STYLEGAN = ["gan.arch=stylegan2", "model.channel_base=64", "model.channel_max=8", "model.w_dim=8",
+            "model.mapping_layers=2", "gan.r1_gamma=1.0", "gan.r1_interval=1", "gan.pl_weight=1.0",
+            "gan.pl_interval=1", "gan.style_mixing=0.5", "gan.augment=ada", "gan.ada_interval=1",
+            "gan.ada_kimg=0.1", "optim.gen.eps=1.0", "optim.disc.eps=1.0"]
+SNGAN = ["model.disc_norm=spectral", "gan.loss=hinge", "gan.augment=diffaug"]
+VARIANTS = {"dcgan": (tiny_gan_args, []), "wgan-gp": (tiny_gan_args, WGAN), "stylegan2-ada": (tiny_gan_args, STYLEGAN),
+            "sngan-diffaug": (tiny_gan_args, SNGAN),
             # Adam scales near-zero gradients up to +-lr, so sum-order rounding between 8 devices and 1
             # showed up as lr-sized differences in those entries (1.5e-5 at lr 1e-4). eps=1 keeps the
             # step linear in the gradient (lr * g for small g), so a wrong gradient still shows and
@@ -43,6 +51,10 @@ def test_eight_devices_match_one(tmp_path, capsys, variant):
     if variant == "dcgan":  # BatchNorm running statistics exist and moved from their (0, 1) start
         stats = a.model_state["gen"]["project_bn"]
         assert np.max(np.abs(np.asarray(stats["mean"]))) > 1e-4
+    if variant == "stylegan2-ada":  # w's average, the path-length target and ADA's p all moved from 0
+        state = a.model_state
+        assert np.max(np.abs(np.asarray(state["gen"]["w_avg"]))) > 0 and float(state["gen"]["pl_mean"]) > 0
+        assert float(state["ada"]["p"]) > 0
 
 
 # the VAE's randomness is a function of the step as the others' is; one kill -9 family keeps CI short

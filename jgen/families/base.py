@@ -11,9 +11,10 @@ only says what its model is, what it minimises and how it samples.
                                                      batch before micro-batching ([B, ...] leaves)
   loss(config, params, inputs, rng, step) -> (loss, aux)   aux: [B, ...] leaves
   metrics(config, aux, step) -> dict                 scalars logged beside loss and grad_norm
-  update(config, txs, params, opt_state, model_state, batch, rng)
+  update(config, txs, params, opt_state, model_state, batch, rng, step)
       -> (params, opt_state, model_state, metrics)   instead of prepare/loss/metrics, for families
-                                                     with several optimisers (the GAN)
+                                                     with several optimisers (the GAN); step: the
+                                                     train step (lazy regularisers read it)
   sample(config, variables, rng, num, cond) -> [num, H, W, C] in [-1, 1]
   latent_shape(config); decode(config, variables, z); encode(config, variables, x) where it exists
   fit_prior(config, codes) where it exists: a prior fitted to encoded training data after training
@@ -102,7 +103,7 @@ class LossFamily(Family, Protocol):
 class UpdateFamily(Family, Protocol):
     """A family with several optimisers (the GAN): it moves its own networks with the trainer's `txs`."""
 
-    def update(self, config, txs, params, opt_state, model_state, batch, rng) -> tuple: ...
+    def update(self, config, txs, params, opt_state, model_state, batch, rng, step) -> tuple: ...
 
 
 def precision(config):

@@ -85,22 +85,30 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """images [B, size, size, C] -> logits [B]. norm 'batch' (DCGAN) or 'none' (a WGAN-GP critic, with biases)."""
+    """images [B, size, size, C] -> logits [B]. norm 'batch' (DCGAN), 'none' (a WGAN-GP critic, with
+    biases) or 'spectral' (Miyato et al. 2018: every kernel, reshaped to [k k in, out], divided by its
+    largest singular value from one power iteration per training step; u kept in batch_stats)."""
     size: int
     ndf: int = 64
     norm: str = "batch"
 
     @nn.compact
     def __call__(self, x, train: bool):
-        if self.norm not in ("batch", "none"):
-            raise JgenError(f"unknown discriminator norm '{self.norm}' (batch | none)")
+        if self.norm not in ("batch", "none", "spectral"):
+            raise JgenError(f"unknown discriminator norm '{self.norm}' (batch | none | spectral)")
         base, k = layout(self.size)
-        bias = self.norm == "none"
+        bias = self.norm != "batch"
+        spectral = lambda layer, name: nn.SpectralNorm(layer, name=name) if self.norm == "spectral" else layer
+        call = (lambda f, h: f(h, update_stats=train)) if self.norm == "spectral" else (lambda f, h: f(h))
         h = x
         for i in range(k):
-            h = Conv4x4Down(self.ndf * 2 ** i, use_bias=bias, kernel_init=dcgan_init, name=f"down{i}")(h)
+            conv = Conv4x4Down(self.ndf * 2 ** i, use_bias=bias, kernel_init=dcgan_init,
+                               name=None if self.norm == "spectral" else f"down{i}")
+            h = call(spectral(conv, f"down{i}"), h)
             if i > 0 and self.norm == "batch":
                 h = BatchNorm(scale_init=_bn_scale_init, name=f"down{i}_bn")(h, train)
             h = nn.leaky_relu(h, 0.2)
-        h = nn.Conv(1, (base, base), padding="VALID", use_bias=bias, kernel_init=dcgan_init, name="logit")(h)
+        logit = nn.Conv(1, (base, base), padding="VALID", use_bias=bias, kernel_init=dcgan_init,
+                        name=None if self.norm == "spectral" else "logit")
+        h = call(spectral(logit, "logit"), h)
         return h.reshape(x.shape[0])

@@ -160,7 +160,7 @@ def train_step(family: Family, config, state: TrainState, batch):
     with precision(config):
         if isinstance(family, UpdateFamily):
             params, opt_state, model_state, metrics = family.update(
-                config, txs, state.params, state.opt_state, state.model_state, batch, key)
+                config, txs, state.params, state.opt_state, state.model_state, batch, key, state.step)
         else:
             params, opt_state, metrics = _loss_update(family, config, txs, state, batch, key)
             model_state = state.model_state

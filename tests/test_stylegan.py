@@ -1,0 +1,188 @@
+"""StyleGAN2 (jgen/nn/stylegan.py, jgen/families/stylegan.py) against its PyTorch twin and float64 formulas:
+generator and discriminator outputs and gradients, R1 and its gradient, path lengths, FIR filters,
+minibatch standard deviation, truncation, style mixing and the lazy regularisers' schedule."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jgen.config import apply_overrides, load_config
+from jgen.families import gan, stylegan
+from jgen.nn import stylegan as S
+
+SIZE, CH, W_DIM, Z_DIM = 16, 3, 32, 24
+WIDTHS = dict(channel_base=256, channel_max=32)  # 32 channels at 4 and 8 px, 16 at 16 px
+
+
+def tiny_config(*extra):
+    return apply_overrides(load_config("stylegan2_mnist5k"), [
+        f"data.image_size={SIZE}", f"data.channels={CH}", f"model.latent_dim={Z_DIM}", f"model.w_dim={W_DIM}",
+        "model.channel_base=256", "model.channel_max=32", "model.mbstd_group=2", "train.batch_size=4", *extra])
+
+
+def _fir_np(x, axis, pad, gain=1.0):
+    """Zero-padded correlation with [1, 3, 3, 1] / 8 * gain along `axis`, float64."""
+    f = np.array([1.0, 3.0, 3.0, 1.0]) / 8.0 * gain
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = pad
+    x = np.pad(x, widths)
+    return np.apply_along_axis(lambda v: np.correlate(v, f, mode="valid"), axis, x)
+
+
+def test_fir_up_and_down_match_float64_formula():
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3))
+    z = np.zeros((2, 12, 12, 3))
+    z[:, ::2, ::2] = x
+    up = _fir_np(_fir_np(z, 1, (2, 1), 2.0), 2, (2, 1), 2.0)
+    down = _fir_np(_fir_np(x, 1, (1, 1)), 2, (1, 1))[:, ::2, ::2]
+    np.testing.assert_allclose(S.upsample2x(jnp.asarray(x, jnp.float32)), up, atol=1e-5)
+    np.testing.assert_allclose(S.downsample2x(jnp.asarray(x, jnp.float32)), down, atol=1e-5)
+    # the filters keep a constant image's level away from the zero-padded border
+    ones = jnp.ones((1, 8, 8, 1))
+    np.testing.assert_allclose(S.upsample2x(ones)[0, 2:-2, 2:-2, 0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(S.downsample2x(ones)[0, 1:-1, 1:-1, 0], 1.0, atol=1e-6)
+
+
+def test_minibatch_std_matches_float64_formula():
+    x = np.random.default_rng(1).normal(size=(6, 4, 4, 5))
+    out = np.asarray(S.minibatch_std(jnp.asarray(x, jnp.float32), 3))
+    groups = x.reshape(3, 2, 4, 4, 5)  # images n and n + 2 share a group
+    std = np.sqrt(groups.var(axis=0) + 1e-8).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(out[..., :5], x, atol=1e-6)
+    np.testing.assert_allclose(out[:, 0, 0, 5], np.tile(std, 3), rtol=1e-5)
+    assert np.ptp(out[..., 5], axis=(1, 2)).max() == 0.0
+
+
+def _tiny_networks(key):
+    mapping, synthesis = S.Mapping(W_DIM, 2), S.Synthesis(SIZE, CH, **WIDTHS)
+    disc = S.Discriminator(SIZE, mbstd_group=2, **WIDTHS)
+    k = jax.random.split(key, 6)
+    z = jax.random.normal(k[0], (4, Z_DIM))
+    pm = mapping.init(k[1], z)["params"]
+    ws = jnp.repeat(mapping.apply({"params": pm}, z)[:, None], S.num_ws(SIZE), 1)
+    ws = ws + 0.3 * jax.random.normal(k[2], ws.shape)  # a different w per layer, as mixing gives
+    noises = S.draw_noise(k[3], 4, SIZE)
+    ps = synthesis.init(k[4], ws, noises)["params"]
+    # noise strengths start at 0; move them so the noise path is compared too
+    ps = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.2 if p[-1].key == "noise_strength" else a, ps)
+    pd = disc.init(k[5], jnp.zeros((4, SIZE, SIZE, CH)))["params"]
+    return (mapping, synthesis, disc), (pm, ps, pd), z, ws, noises
+
+
+def test_stylegan2_equals_pytorch_twin_outputs_gradients_and_r1():
+    torch = pytest.importorskip("torch")
+    from benchmarks.twins import stylegan2_torch as tw
+
+    (mapping, synthesis, disc), (pm, ps, pd), z, ws, noises = _tiny_networks(jax.random.PRNGKey(0))
+    rows = {"b4_fc": (4, 4, WIDTHS["channel_max"])}
+
+    def jgen_loss(pm, ps, pd, z, ws):
+        img = synthesis.apply({"params": ps}, ws, noises)
+        w = mapping.apply({"params": pm}, z)
+        return jnp.sum(disc.apply({"params": pd}, img)) + jnp.sum(jnp.sin(w)), (img, w)
+
+    (loss, (img, w)), grads = jax.jit(jax.value_and_grad(jgen_loss, argnums=(0, 1, 2), has_aux=True))(
+        pm, ps, pd, z, ws)
+    r1_fn = lambda pd, x: stylegan.r1_penalty(lambda y: disc.apply({"params": pd}, y), x)
+    r1, r1_grad = jax.jit(jax.value_and_grad(r1_fn))(pd, img)
+
+    tm, ts, td = tw.Mapping(Z_DIM, W_DIM, 2), tw.Synthesis(SIZE, CH, W_DIM, **WIDTHS), \
+        tw.Discriminator(SIZE, CH, mbstd_group=2, **WIDTHS)
+    tw.copy_params(tm, pm), tw.copy_params(ts, ps), tw.copy_params(td, pd, rows)
+    t = lambda a: torch.tensor(np.asarray(a))
+    t_noises = [t(n).permute(0, 3, 1, 2) for n in noises]
+    t_img = ts(t(ws), t_noises)
+    t_w = tm(t(z))
+    t_loss = td(t_img).sum() + torch.sin(t_w).sum()
+    t_loss.backward()
+    np.testing.assert_allclose(t_img.detach().numpy().transpose(0, 2, 3, 1), img, atol=1e-4 * np.abs(img).max())
+    np.testing.assert_allclose(t_w.detach().numpy(), w, atol=1e-5)
+    assert abs(float(t_loss) - float(loss)) < 1e-4 * max(1.0, abs(float(loss)))
+    for module, jgrads, extra in ((tm, grads[0], None), (ts, grads[1], None), (td, grads[2], rows)):
+        twin = tw.grads_like(module, jgrads, extra)
+        for a, b in zip(jax.tree.leaves(jgrads), jax.tree.leaves(twin)):
+            np.testing.assert_allclose(a, b, atol=1e-4 * max(1.0, np.abs(b).max()))
+
+    td.zero_grad()
+    x = t(img).permute(0, 3, 1, 2).requires_grad_(True)
+    (gx,) = torch.autograd.grad(td(x).sum(), x, create_graph=True)
+    t_r1 = gx.square().sum(dim=[1, 2, 3]).mean()
+    t_r1.backward()
+    assert abs(float(t_r1) - float(r1)) < 1e-4 * max(1.0, float(t_r1))
+    twin = tw.grads_like(td, r1_grad, rows)
+    for a, b in zip(jax.tree.leaves(r1_grad), jax.tree.leaves(twin)):
+        np.testing.assert_allclose(a, b, atol=1e-4 * max(1.0, np.abs(b).max()))
+
+
+def test_path_lengths_equal_pytorch_autograd():
+    torch = pytest.importorskip("torch")
+    from benchmarks.twins import stylegan2_torch as tw
+
+    config = tiny_config()
+    _, (pm, ps, _), _, ws, noises = _tiny_networks(jax.random.PRNGKey(1))
+    y = jax.random.normal(jax.random.PRNGKey(2), (4, SIZE, SIZE, CH)) / SIZE
+    lengths = jax.jit(lambda p, ws, noises, y: stylegan.path_lengths(config, p, ws, noises, y))(
+        {"mapping": pm, "synthesis": ps}, ws, noises, y)
+    ts = tw.Synthesis(SIZE, CH, W_DIM, **WIDTHS)
+    tw.copy_params(ts, ps)
+    t = lambda a: torch.tensor(np.asarray(a))
+    t_ws = t(ws).requires_grad_(True)
+    img = ts(t_ws, [t(n).permute(0, 3, 1, 2) for n in noises])
+    (g,) = torch.autograd.grad((img * t(y).permute(0, 3, 1, 2)).sum(), t_ws)
+    np.testing.assert_allclose(lengths, g.square().sum(2).mean(1).sqrt().numpy(), rtol=1e-4)
+
+
+def _state(config, seed=0):
+    params, model_state = gan.init(config, jax.random.PRNGKey(seed))
+    return params, model_state
+
+
+def test_truncation_pulls_towards_the_average_w():
+    config = tiny_config()
+    params, state = _state(config)
+    state["gen"]["w_avg"] = jax.random.normal(jax.random.PRNGKey(3), (W_DIM,))
+    variables = {"params": params["gen"], "model_state": state}
+    z = jax.random.normal(jax.random.PRNGKey(4), (4, Z_DIM))
+    at = lambda psi: np.asarray(stylegan.images(config, variables, z, psi=psi))
+    zero, one = at(0.0), at(1.0)
+    assert np.max(np.abs(zero - zero[:1])) < 1e-5 < np.max(np.abs(one - one[:1]))  # psi 0: one image for all z
+    w_avg = state["gen"]["w_avg"][None, None]
+    ws_avg = jnp.broadcast_to(w_avg, (1, S.num_ws(SIZE), W_DIM))
+    np.testing.assert_allclose(zero[:1], np.clip(stylegan.synthesize(config, params["gen"], ws_avg,
+                                                                      stylegan.const_noise(config, 1)), -1, 1),
+                               atol=1e-5)
+    w = stylegan.mapping(config, params["gen"], z)
+    np.testing.assert_allclose(stylegan.truncate(w, w_avg[0, 0], 0.7), w_avg[0, 0] + 0.7 * (w - w_avg[0, 0]),
+                               atol=1e-6)
+
+
+def test_style_mixing_takes_a_second_w_from_one_cut_on():
+    config = tiny_config("gan.style_mixing=1.0")
+    params, state = _state(config)
+    for seed in range(4):
+        ws, new = stylegan._ws(config, params["gen"], state["gen"], jax.random.PRNGKey(seed), 4, jnp.float32)
+        ws = np.asarray(ws)
+        same = [np.allclose(ws[:, i], ws[:, 0]) for i in range(ws.shape[1])]
+        cut = same.index(False)
+        assert 1 <= cut < S.num_ws(SIZE) and all(same[:cut]) and not any(same[cut:])
+        assert np.allclose(ws[:, cut:], ws[:, cut:cut + 1])
+    beta = config.gan.w_avg_beta
+    z = jax.random.normal(jax.random.split(jax.random.PRNGKey(3), 4)[0], (4, Z_DIM))  # _ws's first draw
+    w = stylegan.mapping(config, params["gen"], z)
+    np.testing.assert_allclose(new["w_avg"], (1 - beta) * np.mean(w, 0), atol=1e-6)
+
+
+def test_lazy_r1_joins_one_step_in_interval_with_the_interval_as_weight():
+    config = tiny_config("gan.r1_gamma=0.5", "gan.r1_interval=4")
+    params, state = _state(config)
+    real = jax.random.uniform(jax.random.PRNGKey(5), (4, SIZE, SIZE, CH), minval=-1, maxval=1)
+    fake = jax.random.uniform(jax.random.PRNGKey(6), (4, SIZE, SIZE, CH), minval=-1, maxval=1)
+    key = jax.random.PRNGKey(7)
+    loss = lambda step: float(gan._disc_loss(config, params["disc"], {}, real, fake, key, step)[0])
+    r1 = float(stylegan.r1_penalty(lambda x: stylegan.discriminate(config, params["disc"], x), real))
+    assert r1 > 0
+    assert loss(1) == loss(2) == loss(3)
+    np.testing.assert_allclose(loss(0) - loss(1), 0.5 / 2 * 4 * r1, rtol=1e-4)
+    np.testing.assert_allclose(loss(8) - loss(1), 0.5 / 2 * 4 * r1, rtol=1e-4)
