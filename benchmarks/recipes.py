@@ -46,10 +46,11 @@ def steps_per_sec(workdir: str) -> float:
 
 def table(path: str) -> str:
     rows = [json.loads(line) for line in open(path)]
-    floors = {r["num"]: r["fid"] for r in rows if r["name"] == "floor (real training digits)"}
+    floors = {(r["num"], r.get("px", 28)): r["fid"] for r in rows if r["name"].startswith("floor (real training digits")}
     lines = ["| recipe | overrides | train s | steps/s | FID (clf) | / floor | p>=0.9 |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = f"{r['fid'] / floors[r['num']]:.2f}" if r["num"] in floors else "-"
+        key = (r["num"], r.get("px", 28))
+        ratio = f"{r['fid'] / floors[key]:.2f}" if key in floors else "-"
         lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '-'} | {r.get('train_seconds', '-')} | "
                      f"{r.get('steps_per_sec', '-')} | {r['fid']:.1f} | {ratio} | {r['confident']:.3f} |")
     return "\n".join(lines)
@@ -74,10 +75,12 @@ def main():
     rows = []
     if a.floor:  # any trained run serves: --real ignores its model
         workdir = os.path.join(ROOT, "runs", "recipes", a.name) if a.name else os.path.join(ROOT, "runs", "ddpm_mnist5k")
+        px = json.load(open(os.path.join(workdir, "config.json")))["data"]["image_size"]
+        at = "" if px == 28 else f", {px} px and back"  # a run of another side: its reals pass the same resize
         for split, num in (("train", a.num), ("test", 500)):
             r = evaluate(workdir, a.classifier, num, ("--real", split))
-            name = "floor (real training digits)" if split == "train" else "real held-out digits"
-            rows.append(dict(name=name, overrides=[], num=num, fid=r["fid_classifier"],
+            name = f"floor (real training digits{at})" if split == "train" else f"real held-out digits{at}"
+            rows.append(dict(name=name, overrides=[], num=num, px=px, fid=r["fid_classifier"],
                              confident=r["confident_classifier"]))
     elif a.name:
         workdir, seconds = a.workdir, a.seconds
@@ -86,7 +89,8 @@ def main():
             jgen("train", "--config", a.config, "--workdir", workdir, *sum((["--set", s] for s in a.set), []))
             seconds = round(time.time() - start)
         r = evaluate(workdir, a.classifier, a.num)
-        rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, train_seconds=seconds,
+        px = json.load(open(os.path.join(workdir, "config.json")))["data"]["image_size"]
+        rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, px=px, train_seconds=seconds,
                          steps_per_sec=round(steps_per_sec(workdir), 1), fid=r["fid_classifier"],
                          confident=r["confident_classifier"], sampling_seconds=r["seconds"]["sampling"]))
     with open(a.results, "a") as f:

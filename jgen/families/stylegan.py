@@ -126,3 +126,93 @@ def images(config, variables, z, noise_key=None, psi=None):
     n = z.shape[0]
     noises = const_noise(config, n) if noise_key is None else S.draw_noise(noise_key, n, config.data.image_size)
     return jnp.clip(synthesize(config, params, ws, noises, dtype), -1.0, 1.0)
+
+
+def noise_regularisation(noises) -> jnp.ndarray:
+    """Karras et al. 2020 (Appendix D): the squared autocorrelation of each noise map at one-pixel shifts
+    (rows and columns, wrapping), at its own side and at every 2x2-average-pooled side down to 8 px,
+    summed over maps and images: near zero for white noise, large when the optimiser hides the image in the noise."""
+    total = jnp.zeros(())
+    for n in noises:
+        x = n
+        while True:
+            for axis in (1, 2):  # per image, summed over the batch
+                total += jnp.sum(jnp.square(jnp.mean(x * jnp.roll(x, 1, axis=axis), axis=(1, 2, 3))))
+            if x.shape[1] <= 8:
+                break
+            b, h, w, c = x.shape
+            x = jnp.mean(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+    return total
+
+
+def _standardise(x):
+    """Each image's map [B, H, W, 1] shifted and scaled to mean 0 and variance 1."""
+    x = x - jnp.mean(x, axis=(1, 2, 3), keepdims=True)
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=(1, 2, 3), keepdims=True) + 1e-8)
+
+
+def project(config, variables, target, keep, key, steps: int, w_plus: bool = False, features=None,
+            feature_weight: float = 1.0, noise_weight: float = 1e5, lr: float = 0.1):
+    """The latent whose image matches `target` [B, H, W, C] in [-1, 1] on the pixels where keep [B, H, W, 1]
+    is 1 (Karras et al. 2020 sec. 5, Appendix D): Adam on w (one per image, or one per layer with
+    w_plus) and on the per-layer noise maps, from w_avg and unit noise; w is perturbed by noise
+    decaying to 0 over the first 3/4 of the steps; the rate ramps up over the first 5% and down over
+    the last 25%; each step renormalises the noise maps to zero mean and unit variance. Loss: the mean
+    squared pixel error on the known pixels, plus feature_weight times the squared distance of
+    features(image * keep) to features(target * keep) (an extractor's penultimate features, a
+    stand-in for LPIPS, which needs downloaded weights), plus noise_weight times noise_regularisation.
+
+    Returns (ws [B, num_ws, w_dim], noises, image [B, H, W, C] in [-1, 1]).
+    """
+    import optax
+
+    params, state = variables["params"], variables["model_state"]["gen"]
+    size, n = config.data.image_size, target.shape[0]
+    n_ws = S.num_ws(size)
+    w_key, noise_key, probe_key = jax.random.split(key, 3)
+    probe = mapping(config, params, jax.random.normal(probe_key, (1000, config.model.latent_dim)))
+    w_std = jnp.sqrt(jnp.sum(jnp.var(probe, axis=0)))  # the spread of w, for the perturbation's scale
+    w0 = jnp.broadcast_to(state["w_avg"], (n, n_ws if w_plus else 1, state["w_avg"].shape[0]))
+    latent = {"w": jnp.asarray(w0), "noise": S.draw_noise(noise_key, n, size)}
+    keep = jnp.broadcast_to(keep, target.shape[:3] + (1,)).astype(jnp.float32)
+    target_features = None if features is None else features(target * keep)
+
+    def image(lat, perturb):
+        ws = jnp.broadcast_to(lat["w"] + perturb, (n, n_ws, lat["w"].shape[-1]))
+        return synthesize(config, params, ws, lat["noise"])
+
+    def loss(lat, perturb):
+        img = image(lat, perturb)
+        pixel = jnp.sum(jnp.square(img - target) * keep) / (jnp.sum(keep) * target.shape[-1])
+        total = pixel + noise_weight * noise_regularisation(lat["noise"])
+        if features is not None:
+            total += feature_weight * jnp.mean(jnp.sum(jnp.square(features(img * keep) - target_features), -1))
+        return total
+
+    def rate(i):
+        t = i / steps
+        down = 0.5 - 0.5 * jnp.cos(jnp.pi * jnp.minimum(1.0, (1.0 - t) / 0.25))
+        return lr * down * jnp.minimum(1.0, t / 0.05)
+
+    tx = optax.adam(rate, b1=0.9, b2=0.999)
+    opt = tx.init(latent)
+
+    def step(carry, i):
+        lat, opt = carry
+        scale = w_std * 0.05 * jnp.square(jnp.maximum(0.0, 1.0 - i / (0.75 * steps)))
+        perturb = scale * jax.random.normal(jax.random.fold_in(w_key, i), lat["w"].shape)
+        value, grads = jax.value_and_grad(loss)(lat, perturb)
+        updates, opt = tx.update(grads, opt)
+        lat = optax.apply_updates(lat, updates)
+        lat = dict(lat, noise=[_standardise(x) for x in lat["noise"]])
+        return (lat, opt), value
+
+    (latent, _), _ = jax.lax.scan(step, (latent, opt), jnp.arange(steps))
+    ws = jnp.broadcast_to(latent["w"], (n, n_ws, latent["w"].shape[-1]))
+    return ws, latent["noise"], jnp.clip(image(latent, 0.0), -1.0, 1.0)
+
+
+def mix_styles(ws_a, ws_b, cut: int):
+    """ws taking layers [0, cut) from ws_a and the rest from ws_b (both [B, num_ws, w_dim]): a low cut keeps
+    a's coarse layout and takes b's finer styles; a high cut the opposite (Karras et al. 2019 sec. 3.1)."""
+    return jnp.concatenate([ws_a[:, :cut], ws_b[:, cut:]], axis=1)
