@@ -27,12 +27,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (family label, config in configs/, batch); label "dit" runs the config with DIT's overrides
 CASES = {
     "quick": [("ddpm", "ddpm_mnist5k", 16), ("dcgan", "dcgan_mnist5k", 64), ("vae", "betavae_mnist5k", 64),
-              ("dit", "ddpm_mnist5k", 64)],
+              ("dit", "ddpm_mnist5k", 64), ("stylegan2", "stylegan2_mnist5k", 32)],
     "cpu": [("ddpm", "ddpm_mnist5k", 16), ("dcgan", "dcgan_mnist5k", 64), ("vae", "betavae_mnist5k", 64),
             ("ddpm", "ddpm_cifar10", 4), ("dcgan", "dcgan_cifar10", 64), ("vae", "betavae_celeba64", 64),
-            ("dit", "ddpm_mnist5k", 64)],
+            ("dit", "ddpm_mnist5k", 64), ("stylegan2", "stylegan2_mnist5k", 32)],
     "gpu": [("ddpm", "ddpm_cifar10", 128), ("dcgan", "dcgan_cifar10", 128), ("vae", "betavae_celeba64", 128),
-            ("dit", "ddpm_mnist5k", 128)],
+            ("dit", "ddpm_mnist5k", 128), ("stylegan2", "stylegan2_cifar10", 64)],
 }
 # A small DiT (Peebles & Xie 2023) on the mnist5k recipe's 28x28x1 digits: 14x14 tokens of width 192.
 # Its sampling figure is 10-step DDIM: 50 steps of a batch of 64 take ~2 min a call on 2 cores.
@@ -143,7 +143,7 @@ def main():
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--quick", action="store_true", help="mnist5k shapes, jgen float32 vs torch eager, one round")
     p.add_argument("--rounds", type=int, default=0, help="rounds of alternating runs (default 1 quick, 2 full)")
-    p.add_argument("--only", default="", help="comma-separated family labels (ddpm,dcgan,vae,dit)")
+    p.add_argument("--only", default="", help="comma-separated family labels (ddpm,dcgan,vae,dit,stylegan2)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per measurement")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     a = p.parse_args()

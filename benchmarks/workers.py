@@ -144,7 +144,7 @@ def torch_worker(config, batch, variant, gpu, repeats):
     import numpy as np
     import torch
 
-    from benchmarks.twins import dcgan_torch, dit_torch, steps, unet_torch, vae_torch
+    from benchmarks.twins import dcgan_torch, dit_torch, steps, stylegan2_torch, unet_torch, vae_torch
     from jgen.diffusion.samplers import ddim_timesteps
     from jgen.diffusion.schedules import cosine_betas, linear_betas
 
@@ -172,6 +172,16 @@ def torch_worker(config, batch, variant, gpu, repeats):
 
         def sample(_):
             return steps.ddim_sample(step.unet, abar, (batch, c, s, s), grid, d.prediction)
+    elif config.family == "gan" and config.gan.arch == "stylegan2":
+        widths = dict(channel_base=m.channel_base, channel_max=m.channel_max)
+        mapping = stylegan2_torch.Mapping(m.latent_dim, m.w_dim, m.mapping_layers, m.mapping_lr)
+        synthesis = stylegan2_torch.Synthesis(s, c, m.w_dim, **widths)
+        step = steps.StyleGAN2Step(mapping, synthesis, wrap(stylegan2_torch.Discriminator(
+            s, c, mbstd_group=m.mbstd_group, **widths)), config)
+
+        def sample(_):
+            with torch.no_grad():
+                return step.generate(batch)
     elif config.family == "gan":
         gen, disc = dcgan_torch.TorchGenerator(s, c, m.latent_dim, m.ngf), dcgan_torch.TorchDiscriminator(s, c, m.ndf)
         step = steps.DCGANStep(gen, disc, config)

@@ -1,4 +1,4 @@
-"""jgen's three training steps written in PyTorch on the twin networks, for parity tests and benchmarks.
+"""jgen's training steps written in PyTorch on the twin networks, for parity tests and benchmarks.
 
 Each mirrors its jgen family step by step: the same losses, AdamW with linear warm-up and optional
 global-norm clipping (jgen.train.step.make_optimizer), and the EMA rule min(decay, (1+k)/(10+k)).
@@ -89,6 +89,41 @@ class DCGANStep:
         g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
         _apply(g_loss, list(self.gen.parameters()), *self.opt_g, self.config.optim.gen.grad_clip)
         self.ema.update()
+        return g_loss
+
+
+class StyleGAN2Step:
+    """jgen's StyleGAN2 step (jgen.families.gan with gan.arch=stylegan2) on the twin networks: z -> w (no
+    mixing), fresh per-pixel noise, the non-saturating loss, D then G on one fake batch, R1 on the reals
+    every gan.r1_interval steps times the interval, EMA of the mapping and synthesis networks."""
+
+    def __init__(self, mapping, synthesis, disc, config):
+        self.mapping, self.synthesis, self.disc, self.config = mapping, synthesis, disc, config
+        self.g_params = list(mapping.parameters()) + list(synthesis.parameters())
+        self.opt_g = make_optimizer(self.g_params, config.optim.gen)
+        self.opt_d = make_optimizer(list(disc.parameters()), config.optim.disc)
+        self.ema = EMA(torch.nn.ModuleList([mapping, synthesis]), config.optim.ema_decay)
+        self.count = 0
+
+    def generate(self, n):
+        w = self.mapping(torch.randn(n, self.config.model.latent_dim))
+        sides = self.synthesis.sides
+        noises = [torch.randn(n, 1, 4, 4)] + [torch.randn(n, 1, s, s) for s in sides[1:] for _ in range(2)]
+        return self.synthesis(w[:, None].expand(n, 2 * len(sides), w.shape[1]), noises)
+
+    def __call__(self, real):
+        g = self.config.gan
+        fake = self.generate(real.shape[0])
+        d_loss = F.softplus(-self.disc(real)).mean() + F.softplus(self.disc(fake.detach())).mean()
+        if g.r1_gamma > 0 and self.count % g.r1_interval == 0:
+            x = real.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.disc(x).sum(), x, create_graph=True)
+            d_loss = d_loss + g.r1_gamma / 2 * g.r1_interval * grad.square().sum(dim=[1, 2, 3]).mean()
+        _apply(d_loss, list(self.disc.parameters()), *self.opt_d, 0.0)
+        g_loss = F.softplus(-self.disc(fake)).mean()
+        _apply(g_loss, self.g_params, *self.opt_g, 0.0)
+        self.ema.update()
+        self.count += 1
         return g_loss
 
 
