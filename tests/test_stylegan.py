@@ -59,15 +59,15 @@ def _tiny_networks(key):
     disc = S.Discriminator(SIZE, mbstd_group=2, **WIDTHS)
     k = jax.random.split(key, 6)
     z = jax.random.normal(k[0], (4, Z_DIM))
-    pm = mapping.init(k[1], z)["params"]
+    pm = jax.jit(mapping.init)(k[1], z)["params"]
     ws = jnp.repeat(mapping.apply({"params": pm}, z)[:, None], S.num_ws(SIZE), 1)
     ws = ws + 0.3 * jax.random.normal(k[2], ws.shape)  # a different w per layer, as mixing gives
     noises = S.draw_noise(k[3], 4, SIZE)
-    ps = synthesis.init(k[4], ws, noises)["params"]
+    ps = jax.jit(synthesis.init)(k[4], ws, noises)["params"]
     # noise strengths start at 0; move them so the noise path is compared too
     ps = jax.tree_util.tree_map_with_path(
         lambda p, a: a + 0.2 if p[-1].key == "noise_strength" else a, ps)
-    pd = disc.init(k[5], jnp.zeros((4, SIZE, SIZE, CH)))["params"]
+    pd = jax.jit(disc.init)(k[5], jnp.zeros((4, SIZE, SIZE, CH)))["params"]
     return (mapping, synthesis, disc), (pm, ps, pd), z, ws, noises
 
 
@@ -135,8 +135,8 @@ def test_path_lengths_equal_pytorch_autograd():
 
 
 def _state(config, seed=0):
-    params, model_state = gan.init(config, jax.random.PRNGKey(seed))
-    return params, model_state
+    """gan.init, jitted: eager Flax init of these networks runs op by op (30 s on a loaded 2-core box)."""
+    return jax.jit(lambda key: gan.init(config, key))(jax.random.PRNGKey(seed))
 
 
 def test_truncation_pulls_towards_the_average_w():
@@ -145,7 +145,8 @@ def test_truncation_pulls_towards_the_average_w():
     state["gen"]["w_avg"] = jax.random.normal(jax.random.PRNGKey(3), (W_DIM,))
     variables = {"params": params["gen"], "model_state": state}
     z = jax.random.normal(jax.random.PRNGKey(4), (4, Z_DIM))
-    at = lambda psi: np.asarray(stylegan.images(config, variables, z, psi=psi))
+    images = jax.jit(lambda v, psi: stylegan.images(config, v, z, psi=psi))
+    at = lambda psi: np.asarray(images(variables, psi))
     zero, one = at(0.0), at(1.0)
     assert np.max(np.abs(zero - zero[:1])) < 1e-5 < np.max(np.abs(one - one[:1]))  # psi 0: one image for all z
     w_avg = state["gen"]["w_avg"][None, None]
@@ -154,8 +155,9 @@ def test_truncation_pulls_towards_the_average_w():
                                                                       stylegan.const_noise(config, 1)), -1, 1),
                                atol=1e-5)
     w = stylegan.mapping(config, params["gen"], z)
-    np.testing.assert_allclose(stylegan.truncate(w, w_avg[0, 0], 0.7), w_avg[0, 0] + 0.7 * (w - w_avg[0, 0]),
-                               atol=1e-6)
+    ws = jnp.broadcast_to(w[:, None], (4, S.num_ws(SIZE), W_DIM))
+    untruncated = np.clip(stylegan.synthesize(config, params["gen"], ws, stylegan.const_noise(config, 4)), -1, 1)
+    np.testing.assert_allclose(one, untruncated, atol=1e-5)  # psi 1: the mapping's own w
 
 
 def test_style_mixing_takes_a_second_w_from_one_cut_on():
@@ -180,8 +182,10 @@ def test_lazy_r1_joins_one_step_in_interval_with_the_interval_as_weight():
     real = jax.random.uniform(jax.random.PRNGKey(5), (4, SIZE, SIZE, CH), minval=-1, maxval=1)
     fake = jax.random.uniform(jax.random.PRNGKey(6), (4, SIZE, SIZE, CH), minval=-1, maxval=1)
     key = jax.random.PRNGKey(7)
-    loss = lambda step: float(gan._disc_loss(config, params["disc"], {}, real, fake, key, step)[0])
-    r1 = float(stylegan.r1_penalty(lambda x: stylegan.discriminate(config, params["disc"], x), real))
+    disc_loss = jax.jit(lambda p, step: gan._disc_loss(config, p, {}, real, fake, key, step)[0])
+    loss = lambda step: float(disc_loss(params["disc"], step))
+    r1 = float(jax.jit(lambda p: stylegan.r1_penalty(lambda x: stylegan.discriminate(config, p, x), real))(
+        params["disc"]))
     assert r1 > 0
     assert loss(1) == loss(2) == loss(3)
     np.testing.assert_allclose(loss(0) - loss(1), 0.5 / 2 * 4 * r1, rtol=1e-4)
@@ -217,3 +221,30 @@ def test_projection_recovers_a_generated_image_and_fills_a_hole():
     assert _psnr(filled, target, half) > 24.0
     hole = 1.0 - half
     assert _psnr(filled, masked_target, hole) < _psnr(filled, target, hole)  # the hole is not the input's zeros
+
+
+def test_lazy_path_length_joins_one_step_in_interval_with_its_weight_and_moves_its_target():
+    """_path_length_step: nothing on steps off the interval; on it, gradients linear in pl_weight *
+    pl_interval, and pl_mean moved by pl_decay towards the batch's mean length (path_lengths, checked
+    against PyTorch above, at the same draws)."""
+    base = ["gan.pl_decay=0.5", "gan.pl_batch_shrink=2", "data.image_size=8"]
+    config = tiny_config("gan.pl_weight=1.0", "gan.pl_interval=2", *base)
+    params, state = _state(config)
+    zeros = jax.tree.map(jnp.zeros_like, params["gen"])
+    key = jax.random.PRNGKey(3)
+    step = lambda c, s: jax.jit(lambda p, st, i: gan._path_length_step(c, p, st, zeros, key, 4, i))(
+        params["gen"], state["gen"], s)
+    off, off_state = step(config, 1)
+    assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(off)) and float(off_state["pl_mean"]) == 0
+    on, on_state = step(config, 4)
+    twice, _ = step(tiny_config("gan.pl_weight=2.0", "gan.pl_interval=2", *base), 0)
+    four, _ = step(tiny_config("gan.pl_weight=1.0", "gan.pl_interval=4", *base), 0)
+    flat = lambda t: np.concatenate([np.ravel(g) for g in jax.tree.leaves(t)])
+    assert np.abs(flat(on)).max() > 0
+    np.testing.assert_allclose(flat(twice), 2 * flat(on), rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(flat(four), 2 * flat(on), rtol=1e-4, atol=1e-9)
+    ws_key, noise_key, y_key = jax.random.split(key, 3)  # path_length's draws, at batch 4 / 2
+    ws, _ = stylegan._ws(config, params["gen"], state["gen"], ws_key, 2, jnp.float32)
+    y = jax.random.normal(y_key, (2, 8, 8, CH)) / 8
+    lengths = stylegan.path_lengths(config, params["gen"], ws, S.draw_noise(noise_key, 2, 8), y)
+    np.testing.assert_allclose(float(on_state["pl_mean"]), 0.5 * float(jnp.mean(lengths)), rtol=1e-5)

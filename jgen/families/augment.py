@@ -12,9 +12,12 @@ sees an un-augmented image and G is not pushed to make augmented-looking ones.
   image with probability p, and p follows the sign of D's outputs on real images: every
   gan.ada_interval steps r_t = E[sign D(x_real)] over those steps, and p moves by
   sign(r_t - ada_target) * (images seen) / (ada_kimg * 1000), clipped to [0, 1]. jgen's pipeline is
-  the paper's pixel blitting (x-flip, 90-degree rotations, integer translation up to 1/8) and its
-  colour group (brightness +N(0, 0.2), contrast x lognormal(0, 0.5 ln 2), saturation x
-  lognormal(0, ln 2)); the paper's general geometric (bilinear) and filter groups are left out.
+  the paper's pixel blitting (x-flip with probability 1/2 once chosen, 90-degree rotations, integer
+  translation up to 1/8 with the image mirrored at the border) and part of its colour group
+  (brightness +N(0, 0.2), contrast x lognormal(0, 0.5 ln 2) about 0, saturation x lognormal(0, ln 2)
+  about the pixel's channel mean); the paper's luma flip, hue rotation, general geometric (bilinear)
+  and filter groups are left out. R1 is taken at the augmented reals D saw, where the papers
+  differentiate through the augmentation to the originals.
 
 Every draw comes from the step's key, on the device.
 """
@@ -29,11 +32,21 @@ def _per_image(key, n, lo=0.0, hi=1.0):
     return jax.random.uniform(key, (n, 1, 1, 1), minval=lo, maxval=hi)
 
 
-def translate(x, shift):
-    """x [N, H, W, C] moved by whole pixels shift [N, 2] (rows, columns), zeros shifted in."""
+def _reflect(i, n: int):
+    """Indices reflected into [0, n): -1 -> 1, n -> n - 2 (numpy's 'reflect' padding)."""
+    period = 2 * (n - 1)
+    m = jnp.mod(i, period)
+    return jnp.where(m >= n, period - m, m)
+
+
+def translate(x, shift, reflect: bool = False):
+    """x [N, H, W, C] moved by whole pixels shift [N, 2] (rows, columns): zeros shifted in (DiffAugment),
+    or the image mirrored at its border (reflect; ADA's pixel blitting)."""
     n, h, w, c = x.shape
     rows = jnp.arange(h)[None, :] - shift[:, :1]  # source row of each output row
     cols = jnp.arange(w)[None, :] - shift[:, 1:]
+    if reflect:
+        return jax.vmap(lambda img, r, q: img[_reflect(r, h)][:, _reflect(q, w)])(x, rows, cols)
     valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
     gathered = jax.vmap(lambda img, r, q: img[jnp.clip(r, 0, h - 1)][:, jnp.clip(q, 0, w - 1)])(x, rows, cols)
     return gathered * valid[..., None].astype(x.dtype)
@@ -75,7 +88,8 @@ def ada_augment(x, key, p):
     n, h, w, c = x.shape
     k = jax.random.split(key, 12)
     on = lambda i: (jax.random.uniform(k[i], (n, 1, 1, 1)) < p)
-    x = jnp.where(on(0), x[:, :, ::-1], x)
+    coin = jax.random.uniform(k[11], (n, 1, 1, 1)) < 0.5  # a chosen flip is flip or not: rate p / 2 < 1/2
+    x = jnp.where(on(0) & coin, x[:, :, ::-1], x)
     quarter = jax.random.randint(k[1], (n,), 0, 4)
     if h == w:
         turns = [jnp.rot90(x, q, axes=(1, 2)) for q in range(4)]
@@ -83,11 +97,10 @@ def ada_augment(x, key, p):
         x = jnp.where(on(2), rotated, x)
     s = max(1, int(h * 0.125 + 0.5))
     shift = jax.random.randint(k[3], (n, 2), -s, s + 1)
-    x = jnp.where(on(4), translate(x, shift), x)
+    x = jnp.where(on(4), translate(x, shift, reflect=True), x)
     x = x + jnp.where(on(5), 0.2 * jax.random.normal(k[6], (n, 1, 1, 1)), 0.0)
-    mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
     contrast = jnp.exp(0.5 * math.log(2) * jax.random.normal(k[7], (n, 1, 1, 1)))
-    x = jnp.where(on(8), (x - mean) * contrast + mean, x)
+    x = jnp.where(on(8), x * contrast, x)  # about 0, the middle of [-1, 1]
     if c > 1:
         mean = jnp.mean(x, axis=3, keepdims=True)
         sat = jnp.exp(math.log(2) * jax.random.normal(k[9], (n, 1, 1, 1)))

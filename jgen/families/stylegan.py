@@ -131,13 +131,14 @@ def images(config, variables, z, noise_key=None, psi=None):
 def noise_regularisation(noises) -> jnp.ndarray:
     """Karras et al. 2020 (Appendix D): the squared autocorrelation of each noise map at one-pixel shifts
     (rows and columns, wrapping), at its own side and at every 2x2-average-pooled side down to 8 px,
-    summed over maps and images: near zero for white noise, large when the optimiser hides the image in the noise."""
+    summed over maps, averaged over images: near zero for white noise, large when the optimiser hides the
+    image in the noise."""
     total = jnp.zeros(())
     for n in noises:
         x = n
         while True:
-            for axis in (1, 2):  # per image, summed over the batch
-                total += jnp.sum(jnp.square(jnp.mean(x * jnp.roll(x, 1, axis=axis), axis=(1, 2, 3))))
+            for axis in (1, 2):  # per image, averaged over the batch as the pixel loss is
+                total += jnp.mean(jnp.square(jnp.mean(x * jnp.roll(x, 1, axis=axis), axis=(1, 2, 3))))
             if x.shape[1] <= 8:
                 break
             b, h, w, c = x.shape

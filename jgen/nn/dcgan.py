@@ -87,7 +87,8 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """images [B, size, size, C] -> logits [B]. norm 'batch' (DCGAN), 'none' (a WGAN-GP critic, with
     biases) or 'spectral' (Miyato et al. 2018: every kernel, reshaped to [k k in, out], divided by its
-    largest singular value from one power iteration per training step; u kept in batch_stats)."""
+    largest singular value, estimated by one power iteration on every training-mode pass (three a step:
+    reals, fakes, the generator's loss), as torch.nn.utils.spectral_norm does; u kept in batch_stats)."""
     size: int
     ndf: int = 64
     norm: str = "batch"

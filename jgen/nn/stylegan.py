@@ -85,7 +85,7 @@ def lrelu(x):
 
 
 class EqDense(nn.Module):
-    """y = x W (lr_mul / sqrt(in)) + b lr_mul, W ~ N(0, 1 / lr_mul^2), b starts at bias_init / lr_mul."""
+    """y = x W (lr_mul / sqrt(in)) + b lr_mul, W ~ N(0, 1 / lr_mul^2), b stored from bias_init."""
     features: int
     lr_mul: float = 1.0
     bias_init: float = 0.0
