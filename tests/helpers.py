@@ -41,6 +41,16 @@ def cli_env(devices: int = 1) -> dict:
     return env
 
 
+def multiprocess_env(devices: int) -> dict:
+    """cli_env(devices) for each process of a multi-process run, without the persistent compile cache.
+
+    Gloo sets up each device group at its first collective with a 30 s limit on the other processes
+    arriving; past it one process fails and the other hangs. JAX keys a multi-process executable per
+    process and only process 0 writes it, so with a warm cache process 0 loaded the steps that
+    process 1 still had to compile and waited for it there, over 30 s on a loaded 2-core machine."""
+    return dict(cli_env(devices), JGEN_COMPILE_CACHE="")
+
+
 def run_jgen(args, devices: int = 1, timeout: int = 300, check: bool = False, **popen):
     """Runs `python -m jgen.cli ARGS` in a subprocess with `devices` fake CPU devices: for what needs a
     process boundary (another device count, signals, several processes)."""
@@ -69,6 +79,44 @@ def one_line_error(err: str, pattern: str) -> None:
 def spawn(args, env):
     return subprocess.Popen([sys.executable, "-m", "jgen.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# `jgen ARGS` as a subprocess that, after step HOLD of a fresh run (the n-th step call is step n), waits
+# until the file RELEASE exists (at most 120 s): the test signals it, caps its files, ... while it is held at
+# a known step. (A slow 1000-step DDPM grid held such runs before: seconds of compile and sampling for a wait.)
+HOLD_DRIVER = """
+import os, sys, time
+from jgen import host
+host.configure()
+import jgen.run as run
+from jgen.cli import main
+
+hold, release = int(sys.argv[1]), sys.argv[2]
+make = run.jit_train_step
+def held(*args, **kwargs):
+    step_fn, done = make(*args, **kwargs), [0]
+    def step(state, batch):
+        out = step_fn(state, batch)
+        done[0] += 1
+        if done[0] == hold:
+            end = time.time() + 120
+            while not os.path.exists(release) and time.time() < end:
+                time.sleep(0.02)
+        return out
+    return step
+run.jit_train_step = held
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def spawn_held(args, env, hold, release):
+    """spawn(args, env), held after step `hold` until release(`release`) (see HOLD_DRIVER)."""
+    return subprocess.Popen([sys.executable, "-c", HOLD_DRIVER, str(hold), str(release), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def release(path) -> None:
+    open(path, "w").close()
 
 
 def wait_for_checkpoint(proc, workdir, step, timeout=240):
@@ -101,6 +149,9 @@ def final_state(workdir):
     return open_run(str(workdir)).state
 
 
+_TARGETS = {}  # config.json's text -> the one-device restore target (tracing init's shapes takes ~1 s)
+
+
 def state_at(workdir, step):
     """The TrainState of checkpoint `step` of a workdir, on one device."""
     from jgen.config import read_config
@@ -108,11 +159,15 @@ def state_at(workdir, step):
     from jgen.train import checkpoint
     from jgen.train.step import state_shapes
 
-    config = read_config(os.path.join(workdir, "config.json"))
-    shapes = state_shapes(get_family(config.family), config)
-    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = checkpoint.abstract_like(shapes, jax.tree.map(lambda _: one, shapes))
-    return checkpoint.restore(checkpoint.manager(str(workdir), create=False), target, step)
+    path = os.path.join(workdir, "config.json")
+    with open(path) as f:
+        text = f.read()
+    if text not in _TARGETS:
+        config = read_config(path)
+        shapes = state_shapes(get_family(config.family), config)
+        one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        _TARGETS[text] = checkpoint.abstract_like(shapes, jax.tree.map(lambda _: one, shapes))
+    return checkpoint.restore(checkpoint.manager(str(workdir), create=False), _TARGETS[text], step)
 
 
 def leaves(tree):

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from helpers import ROOT, cli_env, free_port, jgen, one_line_error, random_variables, run_jgen, tiny_gan_args
+from helpers import ROOT, free_port, jgen, multiprocess_env, one_line_error, random_variables, run_jgen, tiny_gan_args
 from jgen.data.pipeline import images_at, uniform_subset
 from jgen.data.sources import open_source
 from jgen.eval import evaluate as E
@@ -69,7 +69,7 @@ def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path
     port = free_port()
     procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--cache-dir", str(tmp_path / "c2"),
                                "--out", str(tmp_path / "two.json"), "--coordinator", f"localhost:{port}",
-                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=cli_env(2),
+                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=multiprocess_env(2),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs[0][1][-2000:] + outs[1][1][-2000:]

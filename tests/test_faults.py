@@ -11,7 +11,8 @@ import jax
 import numpy as np
 
 from helpers import (MNIST_CONFIG, ROOT, STRAIGHT, TINY, all_leaves, assert_same, cli_env, final_state, free_port,
-                     jgen, leaves, one_line_error, run_jgen, state_at, tiny_train_args, wait_for_checkpoint)
+                     jgen, leaves, multiprocess_env, one_line_error, release, run_jgen, spawn_held, state_at,
+                     tiny_train_args, wait_for_checkpoint)
 from jgen.config import read_config
 from jgen.families import get_family
 from jgen.train import checkpoint
@@ -36,32 +37,26 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys, 
     assert_same(final_state(cut), final_state(straight_run))
 
 
-_NAN_DRIVER = """
-import sys
-import jax.numpy as jnp
-import jgen.families.diffusion as d
-from jgen.cli import main
-
-loss = d.loss
-def faulty(config, params, inputs, rng, step):  # a NaN loss at step index 2 and from 4 on (steps 3, 5, 6, ...)
-    value, aux = loss(config, params, inputs, rng, step)
-    return jnp.where((step == 2) | (step >= 4), jnp.nan, value), aux
-d.loss = faulty
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path, straight_run):
+def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path, capsys, monkeypatch, straight_run):
     """One NaN step is skipped and training goes on; three in a row stop the run with a one-line error.
     Skipped steps leave params and optimiser state as they were, so every checkpoint stays usable."""
+    import jax.numpy as jnp
+    import jgen.families.diffusion as d
+
+    loss = d.loss
+
+    def faulty(config, params, inputs, rng, step):  # a NaN loss at step index 2 and from 4 on (steps 3, 5, 6, ...)
+        value, aux = loss(config, params, inputs, rng, step)
+        return jnp.where((step == 2) | (step >= 4), jnp.nan, value), aux
+
+    monkeypatch.setattr(d, "loss", faulty)  # in this process: the step traced for this run only
     workdir = tmp_path / "nan"
     args = tiny_train_args(workdir, "train.steps=10", "train.ckpt_every=2", "train.keep_checkpoints=5",
                            "train.max_nonfinite=3")
-    proc = subprocess.run([sys.executable, "-c", _NAN_DRIVER, *args], env=cli_env(1), cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    one_line_error(proc.stderr, "3 non-finite steps in a row (steps 5-7")
-    assert "Checkpoint 6" in proc.stderr and "is intact" in proc.stderr
+    _, err = jgen(capsys, *args, code=2)
+    monkeypatch.undo()
+    one_line_error(err, "3 non-finite steps in a row (steps 5-7")
+    assert "Checkpoint 6" in err and "is intact" in err
     s2, s4, s6 = (state_at(workdir, k) for k in (2, 4, 6))
     assert_same(s2, state_at(straight_run, 2))  # before the first fault: the clean trajectory
     assert all(np.all(np.isfinite(x)) for x in all_leaves(s6))
@@ -81,7 +76,7 @@ def test_two_processes_then_one_device(tmp_path, capsys, straight_run):
     port = free_port()
     args = tiny_train_args(workdir, "train.steps=2", "train.ckpt_every=2", "train.keep_checkpoints=5")
     procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--coordinator", f"localhost:{port}",
-                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=cli_env(4),
+                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=multiprocess_env(4),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
@@ -105,13 +100,11 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
     import resource
 
     workdir = tmp_path / "full"
-    # a slow 1000-step DDPM grid after step 3 holds the run there while the cap is set
-    args = tiny_train_args(workdir, *STRAIGHT, "train.sample_every=3", "sample.sampler=ddpm", "sample.num=64")
-    env = dict(cli_env(1), JGEN_COMPILE_CACHE="")  # no cache files that the cap would also refuse
-    proc = subprocess.Popen([sys.executable, "-m", "jgen.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the run waits after step 3 while the cap is set (everything it compiles is compiled by then)
+    proc = spawn_held(tiny_train_args(workdir, *STRAIGHT), cli_env(1), 3, tmp_path / "capped")
     wait_for_checkpoint(proc, str(workdir), 2)
     resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (50_000, 50_000))
+    release(tmp_path / "capped")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err[-3000:]
     # (tensorstore's write callbacks still print some tracebacks of their own; jgen's verdict is one line)
@@ -131,15 +124,14 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, capsys, st
 
     workdir = tmp_path / "preempted"
     port = free_port()
-    # a slow 1000-step DDPM grid at step 4 holds both processes there while the signal arrives
-    args = tiny_train_args(workdir, *STRAIGHT, "train.log_every=1", "train.sample_every=4", "sample.sampler=ddpm",
-                           "sample.num=64")
-    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--coordinator", f"localhost:{port}",
-                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=cli_env(4),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    args = tiny_train_args(workdir, *STRAIGHT, "train.log_every=1")
+    # both processes wait after step 3 until the signal has been sent
+    procs = [spawn_held([*args, "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
+                        multiprocess_env(4), 3, tmp_path / "signalled") for i in range(2)]
     wait_for_checkpoint(procs[0], str(workdir), 2)
     procs[1].send_signal(signal.SIGTERM)
     start = time.time()
+    release(tmp_path / "signalled")
     outs = [p.communicate(timeout=120) for p in procs]
     assert time.time() - start < 60
     saved = []
@@ -155,6 +147,19 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, capsys, st
 
 FSDP_TINY = ["train.param_sharding=fsdp", "train.fsdp_min_size=64"]  # the tiny model's leaves are small
 
+# `jgen ARGS`, then benchmarks/fsdp_memory.py BENCH_ARGS as a script, in one process of the same devices:
+# the benchmark's fsdp step is the program the run just compiled, so it comes from the compile cache.
+_TRAIN_THEN_BENCH = """
+import runpy, sys
+from jgen.cli import main
+
+cut = sys.argv.index("--bench")
+if main(sys.argv[1:cut]) != 0:
+    sys.exit("the training run failed")
+sys.argv = ["benchmarks/fsdp_memory.py", *sys.argv[cut + 1:]]
+runpy.run_path("benchmarks/fsdp_memory.py", run_name="__main__")
+"""
+
 
 def test_fsdp_on_8_devices_equals_1_and_restores_onto_1_and_4(tmp_path, capsys, straight_run):
     """Parameters, EMA and Adam moments split over 8 devices (XLA gathers them per layer): 4 steps land on
@@ -162,17 +167,17 @@ def test_fsdp_on_8_devices_equals_1_and_restores_onto_1_and_4(tmp_path, capsys, 
     devices resumes from it to step 6, again on the trajectory. XLA's memory analysis of the compiled
     step shows the state per device shrunk toward 1/8 (the small leaves stay replicated)."""
     workdir = tmp_path / "fsdp"
-    run_jgen(tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2", "train.keep_checkpoints=5",
-                             *FSDP_TINY), devices=8, check=True)
+    sets = [a for item in TINY + FSDP_TINY[1:] for a in ("--set", item)]
+    train = tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2", "train.keep_checkpoints=5", *FSDP_TINY)
+    proc = subprocess.run([sys.executable, "-c", _TRAIN_THEN_BENCH, *train, "--bench", "--config", MNIST_CONFIG,
+                           *sets, "--json"], cwd=ROOT, env=cli_env(8), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "4 steps done" in proc.stdout
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
     assert_same(state_at(workdir, 4), state_at(straight_run, 4), tol=1e-5)
     proc = run_jgen(tiny_train_args(workdir, *STRAIGHT), devices=4, check=True)
     assert "at step 4" in proc.stdout
     assert_same(final_state(workdir), state_at(straight_run, 6), tol=1e-5)
 
-    sets = [a for item in TINY + FSDP_TINY[1:] for a in ("--set", item)]
-    proc = subprocess.run([sys.executable, "benchmarks/fsdp_memory.py", "--config", MNIST_CONFIG, *sets, "--json"],
-                          cwd=ROOT, env=cli_env(8), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
     assert rows["replicated"]["sharded_leaves"] == 0 and rows["fsdp"]["sharded_leaves"] > 100
     assert rows["ratio"] < 0.25, rows  # 1/8 for the split leaves; biases and norms stay whole

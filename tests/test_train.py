@@ -7,7 +7,8 @@ import signal
 import pytest
 from PIL import Image
 
-from helpers import assert_same, final_state, jgen, one_line_error, spawn, tiny_train_args, tree_digest, wait_for_checkpoint
+from helpers import (assert_same, final_state, jgen, one_line_error, release, spawn_held, tiny_train_args, tree_digest,
+                     wait_for_checkpoint)
 import numpy as np
 
 
@@ -15,12 +16,11 @@ import numpy as np
 @pytest.mark.parametrize("how", [signal.SIGTERM])
 def test_resume_after_interruption_is_bit_exact(tmp_path, capsys, jgen_env, how, straight_run):
     """6 steps straight == 3 steps, interrupted (kill -9, or SIGTERM), resumed for 3 more."""
-    # A slow 1000-step DDPM grid after step 4 keeps the run busy while it is interrupted.
-    args = tiny_train_args(tmp_path / "cut", "train.steps=6", "train.ckpt_every=3", "train.sample_every=4",
-                           "sample.sampler=ddpm", "sample.num=64")
-    proc = spawn(args, jgen_env)
+    args = tiny_train_args(tmp_path / "cut", "train.steps=6", "train.ckpt_every=3")
+    proc = spawn_held(args, jgen_env, 4, tmp_path / "sent")  # the run waits after step 4 while it is interrupted
     wait_for_checkpoint(proc, str(tmp_path / "cut"), 3)
     proc.send_signal(how)
+    release(tmp_path / "sent")
     proc.wait(timeout=240)
     if how == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
