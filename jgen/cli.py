@@ -233,7 +233,7 @@ def _eval(args) -> None:
         report = E.evaluate(run.config, lambda n: run.sampler(n, not args.no_ema), run.mesh, extractor, args.num,
                             names, ref_spec, batch=args.batch, seed=args.seed, cache_dir=args.cache_dir,
                             real_spec=with_split(spec, args.real) if args.real else "", step=report["step"],
-                            ema=not args.no_ema)
+                            ema=not args.no_ema, reconstruct=None if args.real else run.reconstruct(not args.no_ema))
     if "nll" in names:
         fns = {m: partial(run.jit(f"nll/{m}", partial(run.family.nll, run.config, method=m, steps=args.nll_steps,
                                                        exact=args.nll_exact)), run.variables(not args.no_ema))

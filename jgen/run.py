@@ -91,6 +91,14 @@ class Run:
             self._prior = (step, ema, jax.device_put(prior, replicated(self.mesh)))
         return dict(variables, prior=self._prior[2])
 
+    def reconstruct(self, ema: bool = True):
+        """An autoencoder run's images [B, H, W, C] in [-1, 1] -> their reconstructions (jitted once), or None
+        for the other families."""
+        if self.config.family != "autoencoder":
+            return None
+        fn = self.jit("reconstruct", partial(self.family.reconstruct, self.config))
+        return lambda x: fn(self.variables(ema), x)
+
     def decode(self, z, ema: bool = True):
         """The family's decoder (generator; deterministic DDIM for diffusion) on latents z [B, ...]."""
         return self.jit("decode", partial(self.family.decode, self.config))(self.variables(ema), z)
@@ -174,7 +182,7 @@ def train(config, workdir: str) -> str:
 
     def evaluate(state):
         run.state = state
-        report = evaluator(run.sampler, int(state.step))
+        report = evaluator(run.sampler, int(state.step), run.reconstruct())
         if lead:
             save_report(report, os.path.join(workdir, "eval", f"step_{report['step']:07d}.json"))
             tqdm.write(f"jgen: eval {describe(report)}")

@@ -78,7 +78,7 @@ def test_rules_cover_every_key_of_the_base_config(family):
 
 
 def test_unknown_family():
-    with pytest.raises(JgenError, match="unknown family 'flow' \\(known: diffusion, gan, vae\\)"):
+    with pytest.raises(JgenError, match="unknown family 'flow' \\(known: diffusion, gan, vae, autoencoder\\)"):
         base.get_config("flow")
     c = load_config("ddpm_mnist5k")
     c.family = "flow"
@@ -158,7 +158,7 @@ def _assert_refused(recipe, override, message, devices):
 
 def test_bad_values_cover_every_section():
     sections = {override.split("=")[0].split(".")[0] for _, override, _ in BAD_VALUES}
-    assert {"data", "train", "optim", "sample", "diffusion", "model", "condition", "gan", "vae", "eval"} <= sections
+    assert {"data", "train", "optim", "sample", "diffusion", "model", "condition", "gan", "vae", "ae", "eval"} <= sections
     model_families = {load_config(r).family for r, o, _ in BAD_VALUES if o.startswith("model.")}
     assert model_families == set(base.FAMILIES)
 

@@ -13,15 +13,15 @@ import ml_collections
 
 from jgen.errors import JgenError
 
-FAMILIES = ("diffusion", "gan", "vae")
+FAMILIES = ("diffusion", "gan", "vae", "autoencoder")
 
 
 def get_config(family: str) -> ml_collections.ConfigDict:
-    """The full default config of `family` (diffusion | gan | vae)."""
+    """The full default config of `family` (diffusion | gan | vae | autoencoder)."""
     if family not in FAMILIES:
         raise JgenError(f"unknown family '{family}' (known: {', '.join(FAMILIES)})")
     c = _shared(family)
-    {"diffusion": _diffusion, "gan": _gan, "vae": _vae}[family](c)
+    {"diffusion": _diffusion, "gan": _gan, "vae": _vae, "autoencoder": _autoencoder}[family](c)
     return c
 
 
@@ -30,13 +30,16 @@ def _shared(family: str) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.family = family
     c.seed = 0  # parameters, noise and data order all derive from it
-    # source: builtin:mnist5k[:SPLIT] | tfds:NAME[:SPLIT] | folder:PATH; data_dir: TFDS's data directory
+    # source: builtin:mnist5k[:SPLIT] | tfds:NAME[:SPLIT] | folder:PATH | latents:AE_WORKDIR[:SPLIT] (the images
+    # of that autoencoder run's data, encoded once by it and cached on this host in latent_cache, "" =
+    # ~/.cache/jgen/latents; image_size and channels then become the latents' and latent_scale their
+    # measured 1 / std, both recorded when the run starts: jgen.latent); data_dir: TFDS's data directory
     # ("" = its default); crop: side of the centre square cut before resizing to image_size (0 = the
     # shorter side); channels: 1 (grey) or 3 (RGB), converted on load. Each epoch is a full permutation of
     # the source drawn from `seed` (jgen.data.pipeline), so there is no shuffle buffer to size. cache: decode
     # and resize the whole source once into memory before training (refused when it would not fit)
     c.data = dict(source="builtin:mnist5k:train", data_dir="", image_size=28, channels=1, crop=0,
-                  random_flip=False, cache=False)
+                  random_flip=False, cache=False, latent_cache="", latent_scale=0.0, latent_ae="")
     # batch_size: the global batch (all devices, all micro-batches); sample_every: a sample grid every
     # that many steps (0 = none); compute_dtype: float32 | bfloat16 (activations; params stay float32);
     # matmul_precision: highest | high | default, the precision of every matmul and convolution of the
@@ -147,3 +150,23 @@ def _vae(c: ml_collections.ConfigDict) -> None:
                  prior_fit_images=10000)
     c.optim = dict(lr=5e-4, warmup_steps=0, decay="none", b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
                    grad_clip=0.0, ema_decay=0.0)
+
+
+def _autoencoder(c: ml_collections.ConfigDict) -> None:
+    """The KL autoencoder of latent diffusion (Rombach et al. 2022): f = 4 on the digits (28 -> 7x7x4)."""
+    # widths ch * ch_mult per level (f = 2^(levels - 1)), num_res_blocks per level (the decoder one more),
+    # z_channels: latent channels; mid_attention: the middle block's self-attention
+    c.model = dict(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=4, num_groups=32, mid_attention=True,
+                   dropout=0.0)
+    # recon: l1 | l2 per pixel; kl_weight: on the summed KL (the reference's 1e-6); perceptual: a `jgen
+    # train-classifier` directory whose features add an LPIPS-like term at perceptual_weight ("" = none;
+    # LPIPS itself needs downloaded VGG weights); disc_start: the step the patch discriminator (disc_layers
+    # stride-2 layers, disc_ndf wide) and its adaptive weight (Esser et al. 2021 eq. 7, times disc_weight)
+    # join; disc_loss: hinge | nonsaturating
+    c.ae = dict(recon="l1", kl_weight=1e-6, perceptual="", perceptual_weight=1.0, disc_start=1000,
+                disc_weight=0.5, disc_loss="hinge", disc_layers=2, disc_ndf=32)
+    # One Adam per network, the reference's betas (0.5, 0.9); ema_decay: the EMA of the autoencoder (0 = none)
+    adam = dict(lr=2e-4, warmup_steps=0, decay="none", b1=0.5, b2=0.9, eps=1e-8, weight_decay=0.0, grad_clip=0.0)
+    c.optim = dict(gen=adam, disc=dict(adam), ema_decay=0.0)
+    c.train.steps = 2000
+    c.sample.num = 64

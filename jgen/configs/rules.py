@@ -3,6 +3,7 @@ keys can work. Every rule names the key, the bad value and what is allowed, on o
 anything runs (jgen.config re-exports `check`)."""
 
 import math
+import os
 from typing import Callable, NamedTuple
 
 import ml_collections
@@ -49,11 +50,11 @@ def _metric_names(v) -> list:
 
 
 METRICS = ("fid", "kid", "is", "pr", "conf")
-SOURCES = ("builtin:", "tfds:", "folder:")
+SOURCES = ("builtin:", "tfds:", "folder:", "latents:")
 TEXT = Rule(lambda v: isinstance(v, str), "a string")
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
 SOURCE = Rule(lambda v: isinstance(v, str) and any(v.startswith(p) and len(v) > len(p) for p in SOURCES),
-              "builtin:NAME[:SPLIT], tfds:NAME[:SPLIT] or folder:PATH")
+              "builtin:NAME[:SPLIT], tfds:NAME[:SPLIT], folder:PATH or latents:AE_WORKDIR[:SPLIT]")
 LEVELS = Rule(lambda v: isinstance(v, (tuple, list)) and len(v) > 0 and all(_is_int(m) and m >= 1 for m in v),
               "a non-empty tuple of ints >= 1, e.g. (1, 2, 4)")
 SIDES = Rule(lambda v: isinstance(v, (tuple, list)) and all(_is_int(s) and s >= 1 for s in v),
@@ -68,6 +69,7 @@ SHARED_RULES = {
     "seed": ints(0),
     "data.source": SOURCE, "data.data_dir": TEXT, "data.image_size": ints(4, 1024),
     "data.channels": one_of(1, 3), "data.crop": ints(0), "data.random_flip": BOOL, "data.cache": BOOL,
+    "data.latent_cache": TEXT, "data.latent_scale": NONNEG, "data.latent_ae": TEXT,
     "train.steps": ints(1), "train.batch_size": ints(1), "train.log_every": ints(1),
     "train.sample_every": ints(0), "train.ckpt_every": ints(1), "train.keep_checkpoints": ints(1),
     "train.compute_dtype": one_of("float32", "bfloat16"), "train.grad_accum": ints(1),
@@ -131,6 +133,14 @@ FAMILY_RULES = {
         "vae.capacity_max": NONNEG, "vae.capacity_steps": ints(1), "vae.prior": one_of("normal", "gmm"),
         "vae.prior_components": ints(1), "vae.prior_fit_images": ints(1),
         **_adam("optim"), "optim.ema_decay": BELOW_ONE,
+    },
+    "autoencoder": {
+        "model.ch": ints(1), "model.ch_mult": LEVELS, "model.num_res_blocks": ints(1), "model.z_channels": ints(1),
+        "model.num_groups": ints(1), "model.mid_attention": BOOL, "model.dropout": BELOW_ONE,
+        "ae.recon": one_of("l1", "l2"), "ae.kl_weight": NONNEG, "ae.perceptual": TEXT, "ae.perceptual_weight": NONNEG,
+        "ae.disc_start": ints(0), "ae.disc_weight": NONNEG, "ae.disc_loss": one_of("hinge", "nonsaturating"),
+        "ae.disc_layers": ints(1, 6), "ae.disc_ndf": ints(1),
+        **_adam("optim.gen"), **_adam("optim.disc"), "optim.ema_decay": BELOW_ONE,
     },
 }
 
@@ -308,6 +318,27 @@ def _vae_size(c, devices):
                 "base >= 4 as small as halving reaches and k in [1, 4] (e.g. 28, 32, 64, 96; not 128)")
 
 
+def _autoencoder(c, devices):
+    f, size = 2 ** (len(c.model.ch_mult) - 1), c.data.image_size
+    if size % f:  # (then every side a stride-2 convolution meets is even, as diffusers' padding assumes)
+        return (f"model.ch_mult={tuple(c.model.ch_mult)} downsamples by f={f}, which does not divide "
+                f"data.image_size={size}")
+    if c.train.grad_accum > 1:
+        return f"train.grad_accum={c.train.grad_accum}: the autoencoder's two optimisers take whole batches (1)"
+    groups = c.model.num_groups
+    for w in sorted({c.model.ch * m for m in c.model.ch_mult}):
+        if w % groups:
+            return f"model.num_groups={groups} must divide every width ch * ch_mult (got {w})"
+    p = c.ae.perceptual
+    if p and not os.path.exists(os.path.join(p, "classifier.json")):
+        return f"ae.perceptual={p} is not a `jgen train-classifier` directory (no classifier.json)"
+
+
+def _latents(c, devices):
+    if c.data.source.startswith("latents:") and c.family != "diffusion":
+        return f"data.source=latents: trains a diffusion or flow model, not the {c.family} family"
+
+
 def _capacity_accum(c, devices):
     if c.train.grad_accum > 1 and c.vae.objective == "capacity":
         return (f"train.grad_accum > 1 needs vae.objective=beta: the capacity loss |KL - C| is not an average "
@@ -315,10 +346,11 @@ def _capacity_accum(c, devices):
 
 
 CROSS_RULES = {  # functions (config, devices) -> a one-line message, or None when the config is fine
-    "shared": [_batch_split, _condition, _precision_recall],
+    "shared": [_batch_split, _condition, _precision_recall, _latents],
     "diffusion": [_betas, _process, _sample_steps, _unet_depth, _num_groups, _attention, _dit],
     "gan": [_gan_accum, _n_critic, _wgan_critic, _dcgan_size, _stylegan],
     "vae": [_capacity_accum, _vae_size],
+    "autoencoder": [_autoencoder],
 }
 
 

@@ -10,7 +10,6 @@ import json
 import os
 from functools import partial
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -21,20 +20,7 @@ from tqdm import tqdm
 
 from jgen.errors import JgenError
 
-FEATURES = 128
-
-
-class Classifier(nn.Module):
-    """images [N, S, S, C] in [-1, 1] -> {'features': [N, 128] (post-ReLU penultimate), 'logits': [N, classes]}."""
-
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x):
-        for i, (features, stride) in enumerate([(32, 1), (32, 2), (64, 1), (64, 2), (128, 2)]):
-            x = nn.relu(nn.Conv(features, (3, 3), stride, name=f"conv{i}")(x))
-        features = nn.relu(nn.Dense(FEATURES, name="penultimate")(jnp.mean(x, axis=(1, 2))))
-        return {"features": features, "logits": nn.Dense(self.num_classes, name="logits")(features)}
+from jgen.nn.classifier import FEATURES, Classifier, load_classifier  # noqa: F401 (the network and its file)
 
 
 def _data_config(image_size, channels, crop=0):
@@ -116,20 +102,3 @@ def fit(source, data, steps: int, batch_size: int = 64, lr: float = 1e-3, seed: 
     return model, params, loss
 
 
-def load_classifier(path: str):
-    """(model, params, meta) from a directory written by `jgen train-classifier`."""
-    meta_path, weights = os.path.join(path, "classifier.json"), os.path.join(path, "classifier.msgpack")
-    if not (os.path.exists(meta_path) and os.path.exists(weights)):
-        raise JgenError(f"no classifier in '{path}': train one with `jgen train-classifier --out {path or 'DIR'}`")
-    with open(meta_path) as f:
-        meta = json.load(f)
-    model = Classifier(meta["num_classes"])
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                            jnp.zeros((1, meta["image_size"], meta["image_size"], meta["channels"])))["params"]
-    with open(weights, "rb") as f:
-        try:
-            params = serialization.from_bytes(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes),
-                                              f.read())
-        except (ValueError, KeyError) as e:
-            raise JgenError(f"{weights} does not hold this classifier's weights: {e}") from None
-    return model, params, meta

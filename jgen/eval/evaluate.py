@@ -185,28 +185,50 @@ def reference_spec(spec: str, split: str) -> str:
     return spec if spec.startswith("folder:") else with_split(spec, split)
 
 
+def reconstructions(reconstruct, images_uint8: np.ndarray, mesh, batch: int) -> np.ndarray:
+    """uint8 [N, S, S, C] -> what `reconstruct` (images [B, S, S, C] in [-1, 1] -> the same) makes of them, uint8."""
+    out = [to_uint8(gather(reconstruct(x)))[:real] for _, x, real in
+           sharded_batches(images_uint8, mesh, min(batch, len(images_uint8)), "reconstruct")]
+    return np.concatenate(out)
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over images of 10 log10(255^2 / MSE) of two uint8 image sets, in float64 (dB)."""
+    mse = np.mean(np.square(a.astype(np.float64) - b.astype(np.float64)), axis=tuple(range(1, a.ndim)))
+    return float(np.mean(10.0 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
+
+
 def evaluate(config, sampler, mesh, extractor: Extractor, num: int, names, ref_spec: str, batch: int = 250,
-             seed: int = 0, cache_dir: str = "", real_spec: str = "", step: int = 0, ema: bool = True) -> dict:
+             seed: int = 0, cache_dir: str = "", real_spec: str = "", step: int = 0, ema: bool = True,
+             reconstruct=None) -> dict:
     """One report: `num` images from `sampler` (see `generate`; jgen.run's Run.sampler) against up to
     `num` images of `ref_spec`, by `extractor`; `step` and `ema` only label the report.
 
     With `real_spec`, a uniform subset of `num` images of that dataset split (seed REAL_SEED) stands in
     for the samples: the score real data gets, which is the floor a generator can be compared against.
+    With `reconstruct` (an autoencoder's, see `reconstructions`), the reference images themselves,
+    reconstructed, stand in: reconstruction FID (rFID) and their PSNR against the originals.
     """
     real, _, ref_count = reference_features(config.data, ref_spec, num, extractor, mesh, cache_dir)
     t0 = time.time()
-    if real_spec:
+    extra = {}
+    if reconstruct is not None:
+        originals = subset_images(config.data, ref_spec, num, REFERENCE_SEED)
+        images = reconstructions(reconstruct, originals, mesh, batch)
+        extra = {"psnr": psnr_uint8(originals, images)}
+    elif real_spec:
         images = subset_images(config.data, real_spec, num, REAL_SEED)
     else:
         images = generate(sampler, num, batch, seed)
     t1 = time.time()
     fake, logits = extract(extractor, images, mesh, desc="sample features")
     suffix = "" if extractor.name == "inception" else "_" + extractor.name
-    report = dict(step=step, extractor=extractor.ident, samples=real_spec or "generated",
+    report = dict(step=step, extractor=extractor.ident,
+                  samples="reconstructed reference" if reconstruct else real_spec or "generated",
                   samples_subset=f"uniform without replacement, seed {REAL_SEED}" if real_spec else "",
                   num_generated=len(images), reference=ref_spec, num_reference=ref_count,
                   reference_subset=f"uniform without replacement, seed {REFERENCE_SEED}", ema=ema,
-                  **compute_metrics(real, fake, logits, names, suffix))
+                  **compute_metrics(real, fake, logits, names, suffix), **extra)
     report["seconds"] = dict(sampling=round(t1 - t0, 1), features_and_metrics=round(time.time() - t1, 1))
     return report
 
@@ -243,9 +265,12 @@ def describe(report: dict) -> str:
                      "confident": "called with p>=0.9"}[base]
             label += " (classifier features)" if key.endswith("_classifier") and base != "confident" else ""
             parts.append(f"{label} {value:.4g}")
+    if "psnr" in report:
+        parts.append(f"PSNR {report['psnr']:.2f} dB")
     text = f"step {report['step']}: "
     if "samples" in report:
-        what = "samples" if report["samples"] == "generated" else f"images of {report['samples']}"
+        what = {"generated": "samples", "reconstructed reference": "reconstructions"}.get(
+            report["samples"], f"images of {report['samples']}")
         text += (", ".join(parts) + f" [{report['num_generated']} {what} vs {report['num_reference']} of "
                  f"{report['reference']}; {report['extractor']}]")
     nll = [f"NLL {m} {report[f'nll_{m}_bpd']:.4g} +- {report[f'nll_{m}_bpd_sem']:.2g} bits/dim" for m in ("vlb", "ode")
@@ -257,15 +282,16 @@ def describe(report: dict) -> str:
 
 
 def make_evaluator(config, mesh):
-    """The trainer's evaluator from config.eval: (sampler, step) -> report (see `evaluate`). Loads the
-    extractor now, so a missing weight file stops the run before it starts, not hours in."""
+    """The trainer's evaluator from config.eval: (sampler, step, reconstruct=None) -> report (see `evaluate`).
+    Loads the extractor now, so a missing weight file stops the run before it starts, not hours in."""
     ev = config.eval
     names = parse_metrics(ev.metrics)
     classifier = ev.classifier or default_classifier_dir(config.data.source)
     extractor = make_extractor(ev.extractor, config.data.image_size, config.data.channels, ev.inception, classifier)
     ref = reference_spec(config.data.source, ev.split)
-    return lambda sampler, step: evaluate(config, sampler, mesh, extractor, ev.num, names, ref, batch=ev.batch,
-                                          cache_dir=ev.cache_dir, step=step)
+    return lambda sampler, step, reconstruct=None: evaluate(config, sampler, mesh, extractor, ev.num, names, ref,
+                                                            batch=ev.batch, cache_dir=ev.cache_dir, step=step,
+                                                            reconstruct=reconstruct)
 
 
 def scalars(report: dict) -> dict:
@@ -273,4 +299,4 @@ def scalars(report: dict) -> dict:
     return {f"eval/{k}": v for k, v in report.items()
             if isinstance(v, float) and k.replace("_classifier", "").split("_")[0] in ("fid", "kid", "is",
                                                                                        "precision", "recall",
-                                                                                       "confident")}
+                                                                                       "confident", "psnr")}

@@ -81,6 +81,21 @@ def gradient_penalty(critic, real, fake, eps):
     return jnp.mean(jnp.square(norms - 1.0))
 
 
+def disc_loss(kind: str, out_real, out_fake):
+    """The discriminator's loss from its logits on real and fake images (any shape; patch logits too):
+    nonsaturating (Goodfellow et al. 2014: softplus(-D(x)) + softplus(D(G(z)))) or hinge (Lim & Ye 2017;
+    Miyato et al. 2018 eq. 16: relu(1 - D(x)) + relu(1 + D(G(z)))), each a mean."""
+    if kind == "nonsaturating":
+        return jnp.mean(jax.nn.softplus(-out_real)) + jnp.mean(jax.nn.softplus(out_fake))
+    return jnp.mean(jax.nn.relu(1.0 - out_real)) + jnp.mean(jax.nn.relu(1.0 + out_fake))
+
+
+def gen_loss_of(kind: str, out_fake):
+    """The generator's loss from D's logits on its images: softplus(-D(G(z))) for nonsaturating, -D(G(z))
+    for wgan-gp and hinge (Miyato et al. 2018 eq. 17), each a mean."""
+    return jnp.mean(jax.nn.softplus(-out_fake)) if kind == "nonsaturating" else -jnp.mean(out_fake)
+
+
 def _disc(config, d_params, d_stats, x, train: bool):
     """(logits [N] float32, new statistics) of the run's discriminator."""
     if _style(config):
@@ -106,10 +121,8 @@ def _disc_loss(config, d_params, d_stats, real, fake, key, step, ada_p=0.0):
     out_real, d_stats = _disc(config, d_params, d_stats, real, True)
     out_fake, d_stats = _disc(config, d_params, d_stats, fake, True)
     metrics = {"d_real": jnp.mean(out_real), "d_fake": jnp.mean(out_fake)}
-    if config.gan.loss == "nonsaturating":
-        loss = jnp.mean(jax.nn.softplus(-out_real)) + jnp.mean(jax.nn.softplus(out_fake))
-    elif config.gan.loss == "hinge":  # Lim & Ye 2017; Miyato et al. 2018 eq. 16
-        loss = jnp.mean(jax.nn.relu(1.0 - out_real)) + jnp.mean(jax.nn.relu(1.0 + out_fake))
+    if config.gan.loss in ("nonsaturating", "hinge"):
+        loss = disc_loss(config.gan.loss, out_real, out_fake)
     else:
         eps = jax.random.uniform(gp_key, (real.shape[0],))
         gp = gradient_penalty(lambda x: _disc(config, d_params, d_stats, x, False)[0], real, fake, eps)
@@ -166,8 +179,7 @@ def update(config, txs, params, opt_state, model_state, batch, rng, step=0):
 
     def gen_loss(fake):
         out, stats = _disc(config, d_params, d_stats, augment.augment(config, fake, g_aug_key, ada["p"]), True)
-        loss = jnp.mean(jax.nn.softplus(-out)) if config.gan.loss == "nonsaturating" else -jnp.mean(out)
-        return loss, stats
+        return gen_loss_of(config.gan.loss, out), stats
 
     (g_loss, d_stats), fake_grad = jax.value_and_grad(gen_loss, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)

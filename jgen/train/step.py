@@ -63,7 +63,8 @@ def optimizers(config):
     o, n = config.optim, config.train.steps
     if "gen" not in o:
         return make_optimizer(o, n)  # the discriminator moves n_critic times a step
-    return {"gen": make_optimizer(o.gen, n), "disc": make_optimizer(o.disc, n * config.gan.n_critic)}
+    critic_steps = config.gan.n_critic if "gan" in config else 1
+    return {"gen": make_optimizer(o.gen, n), "disc": make_optimizer(o.disc, n * critic_steps)}
 
 
 def new_state(family, config, rng) -> TrainState:
