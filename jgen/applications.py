@@ -34,7 +34,15 @@ def class_cond(run: Run, num: int, label=None, guidance=None, user_image: bool =
 
 def _process(run: Run, command: str):
     require_family(run, "diffusion", command)
+    require_pixels(run, command)
     return diffusion.process(run.config)
+
+
+def require_pixels(run: Run, command: str) -> None:
+    """Refuses, in one line, a command that edits pixels through the sampler on a latent run."""
+    if run.ae is not None:
+        raise JgenError(f"`jgen {command}` works in pixel space; {run.workdir} generates the latents of the "
+                        f"autoencoder in {run.ae.workdir} (data.source={run.config.data.source})")
 
 
 def require_family(run: Run, family: str, command: str) -> None:

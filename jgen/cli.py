@@ -103,6 +103,7 @@ def _guided(args) -> None:
 
     _positive(num=(args.num, 1))
     run = _open(args)
+    A.require_pixels(run, args.command)
     size, channels, n = run.config.data.image_size, run.config.data.channels, args.num
     key, kw = jax.random.PRNGKey(args.seed), dict(label=args.label, guidance=args.guidance, ema=not args.no_ema)
     if args.command == "superres":
@@ -225,12 +226,16 @@ def _eval(args) -> None:
     run = _open(args)
     if "nll" in names and run.config.family != "diffusion":
         raise JgenError(f"--metrics nll is a diffusion model's likelihood; this is a {run.config.family} run")
-    spec, ref_spec = run.config.data.source, E.reference_spec(run.config.data.source, args.split)
+    if "nll" in names and run.ae is not None:
+        raise JgenError("--metrics nll would be the likelihood of the autoencoder's latents, not of images: "
+                        "this run trains on data.source=latents:")
+    img = run.image_config  # a latent run's samples are decoded: compared with the autoencoder's images
+    spec, ref_spec = img.data.source, E.reference_spec(img.data.source, args.split)
     report = dict(step=int(run.state.step), ema=not args.no_ema)
     if set(names) - {"nll"}:
-        extractor = E.make_extractor(args.extractor, run.config.data.image_size, run.config.data.channels,
+        extractor = E.make_extractor(args.extractor, img.data.image_size, img.data.channels,
                                      args.inception, args.classifier or E.default_classifier_dir(spec))
-        report = E.evaluate(run.config, lambda n: run.sampler(n, not args.no_ema), run.mesh, extractor, args.num,
+        report = E.evaluate(img, lambda n: run.sampler(n, not args.no_ema), run.mesh, extractor, args.num,
                             names, ref_spec, batch=args.batch, seed=args.seed, cache_dir=args.cache_dir,
                             real_spec=with_split(spec, args.real) if args.real else "", step=report["step"],
                             ema=not args.no_ema, reconstruct=None if args.real else run.reconstruct(not args.no_ema))

@@ -13,7 +13,7 @@ import numpy as np
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from jgen import files
+from jgen import files, latent
 from jgen.config import check, check_hardware, read_config, save_config
 from jgen.data.pipeline import cache_refusal, cached, global_batches, prefetched
 from jgen.data.sources import open_source
@@ -37,6 +37,7 @@ class Run:
     state: TrainState
     mesh: Mesh
     workdir: str
+    ae: object = None  # the autoencoder (jgen.latent.Autoencoder) that decodes a latent run's samples
     _compiled: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
     _prior: tuple = dataclasses.field(default=(), init=False, repr=False)  # (step, ema, fitted prior)
     _fit_images: np.ndarray = dataclasses.field(default=None, init=False, repr=False)  # uint8, what it is fitted to
@@ -64,18 +65,35 @@ class Run:
         `num` divides evenly. One jit per `num`, kept for the run's life: every grid and evaluation
         after the first reuses it (a condition's static parts compile once each)."""
         out = batch_sharding(self.mesh) if num % self.mesh.devices.size == 0 else replicated(self.mesh)
-        fn = self.jit(f"sample/{num}", partial(self.family.sample, self.config, num=num), out_shardings=out)
+        fn = self.jit(f"sample/{num}", self._decoded(partial(self.family.sample, self.config, num=num)),
+                      out_shardings=out)
 
         def draw(key, cond: Cond = Cond()):
             check_cond(self.config, cond, num)
             return fn(self.sample_variables(ema), key, cond=cond)
         return draw
 
+    def _decoded(self, fn):
+        """fn(variables, ...) -> images, for a latent run (data.source=latents:) its latents decoded by the
+        autoencoder, whose parameters ride in variables['autoencoder']."""
+        if self.ae is None:
+            return fn
+        decode = latent.decoder(self.config, self.ae)
+        return lambda variables, *a, **kw: decode(variables["autoencoder"], fn(variables, *a, **kw))
+
+    def _with_autoencoder(self, variables: dict) -> dict:
+        return variables if self.ae is None else dict(variables, autoencoder=self.ae.variables)
+
+    @property
+    def image_config(self):
+        """The config whose data section holds the images: a latent run's autoencoder data, else the run's."""
+        return self.config if self.ae is None else latent.image_config(self.config, self.ae)
+
     def sample_variables(self, ema: bool = True) -> dict:
         """`variables` plus what sampling alone needs: for a VAE with vae.prior=gmm, the mixture fitted
         to this state's encoder on a seeded uniform vae.prior_fit_images of the training data, once per
         step and weights (a grid, an evaluation's batches and an export share one fit)."""
-        variables = self.variables(ema)
+        variables = self._with_autoencoder(self.variables(ema))
         if self.config.family != "vae" or self.config.vae.prior != "gmm":
             return variables
         step = int(self.state.step)
@@ -101,7 +119,7 @@ class Run:
 
     def decode(self, z, ema: bool = True):
         """The family's decoder (generator; deterministic DDIM for diffusion) on latents z [B, ...]."""
-        return self.jit("decode", partial(self.family.decode, self.config))(self.variables(ema), z)
+        return self.jit("decode", self._decoded(partial(self.family.decode, self.config)))(self._with_autoencoder(self.variables(ema)), z)
 
 
 def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
@@ -129,8 +147,14 @@ def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
     config = read_config(path)
     check_hardware(config, mesh.devices.flat)
     family = get_family(config.family)
+    ae = None
+    if latent.is_latent(config):
+        ae = latent.open_autoencoder(latent.parse(config.data.source)[0], mesh)
+        if ae.ident != config.data.latent_ae:
+            raise JgenError(f"the autoencoder in {ae.workdir} changed since {workdir} was trained on its latents "
+                            f"({config.data.latent_ae} then, {ae.ident} now)")
     state = checkpoint.restore_latest(family, config, mesh, checkpoint.manager(workdir, create=False))
-    return Run(config, family, state, mesh, workdir)
+    return Run(config, family, state, mesh, workdir, ae)
 
 
 def _init_or_restore(family, config, mesh, workdir: str):
@@ -153,7 +177,12 @@ def train(config, workdir: str) -> str:
     family: Family = get_family(config.family)
     files.check_workdir(workdir)
     mesh = make_mesh()
-    source = open_source(config.data.source, config.data.data_dir)
+    ae = None
+    if latent.is_latent(config):  # the latents' config and source (encoded and cached on the first start)
+        check(config, devices=mesh.devices.size)
+        config, source, ae = latent.prepare(config, workdir, mesh)
+    else:
+        source = open_source(config.data.source, config.data.data_dir)
     check(config, devices=mesh.devices.size, num_classes=source.num_classes)
     if config.family == "vae" and config.vae.prior == "gmm":  # found now, not at the first grid minutes later
         fit_on = min(len(source), config.vae.prior_fit_images)
@@ -164,7 +193,8 @@ def train(config, workdir: str) -> str:
     refusal = cache_refusal(source, config.data) if config.data.cache else ""
     if any_process(bool(refusal)):  # every process stops, or none
         raise JgenError(refusal or "data.cache=true does not fit in another process's memory: set data.cache=false")
-    evaluator = make_evaluator(config, mesh) if config.eval.every else None
+    evaluator = make_evaluator(config if ae is None else latent.image_config(config, ae), mesh) \
+        if config.eval.every else None
     mgr, state, resumed = _init_or_restore(family, config, mesh, workdir)
     if config.data.cache:  # after the workdir checks: a wrong --workdir is not told after a long decode
         source = cached(source, config.data)
@@ -173,7 +203,7 @@ def train(config, workdir: str) -> str:
         save_config(config, os.path.join(workdir, "config.json"))
         if resumed:
             print(f"jgen: resumed {workdir} at step {int(state.step)}")
-    run = Run(config, family, state, mesh, workdir)
+    run = Run(config, family, state, mesh, workdir, ae)
     grid_sampler, grid_key = run.sampler(config.sample.num), jax.random.PRNGKey(config.seed + 1)
 
     def grid(state):  # the same noise at every grid: progress is visible

@@ -13,7 +13,7 @@ LAYERS = [
     ("jgen.nn", "jgen.data", "jgen.diffusion", "jgen.interpolate"),
     ("jgen.families",),
     ("jgen.train", "jgen.eval"),
-    ("jgen.run",),
+    ("jgen.run", "jgen.latent"),
     ("jgen.applications",),
     ("jgen.cli", "jgen.cli_args"),
 ]

@@ -68,7 +68,7 @@ FRACTION, BELOW_ONE, OPEN_UNIT = reals(0, 1), reals(0, 1, hi_open=True), reals(0
 SHARED_RULES = {
     "seed": ints(0),
     "data.source": SOURCE, "data.data_dir": TEXT, "data.image_size": ints(4, 1024),
-    "data.channels": one_of(1, 3), "data.crop": ints(0), "data.random_flip": BOOL, "data.cache": BOOL,
+    "data.channels": ints(1, 1024), "data.crop": ints(0), "data.random_flip": BOOL, "data.cache": BOOL,
     "data.latent_cache": TEXT, "data.latent_scale": NONNEG, "data.latent_ae": TEXT,
     "train.steps": ints(1), "train.batch_size": ints(1), "train.log_every": ints(1),
     "train.sample_every": ints(0), "train.ckpt_every": ints(1), "train.keep_checkpoints": ints(1),
@@ -335,7 +335,11 @@ def _autoencoder(c, devices):
 
 
 def _latents(c, devices):
-    if c.data.source.startswith("latents:") and c.family != "diffusion":
+    """Images have 1 (grey) or 3 (RGB) channels; a latent run's data.channels are its latents' (jgen.latent)."""
+    if not c.data.source.startswith("latents:"):
+        if c.data.channels not in (1, 3):
+            return f"data.channels={c.data.channels} must be one of 1 | 3 (images are converted to grey or RGB)"
+    elif c.family != "diffusion":
         return f"data.source=latents: trains a diffusion or flow model, not the {c.family} family"
 
 

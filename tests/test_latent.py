@@ -1,0 +1,150 @@
+"""Latent runs (data.source=latents:AE_WORKDIR): the cache is the autoencoder's encoding of the images times the
+measured 1 / std; two processes train as one; a killed run resumes bit-exact; an autoencoder changed since is
+refused; samples are decoded images; and every bad source is one line, exit 2, nothing written."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import (ROOT, assert_same, final_state, free_port, jgen, multiprocess_env, one_line_error, spawn,
+                     wait_for_checkpoint)
+from jgen import latent
+from jgen.data.pipeline import images_at
+from jgen.data.sources import open_source
+from jgen.families import autoencoder
+from jgen.sharding import make_mesh
+
+AE_RECIPE = os.path.join(ROOT, "configs", "ae_mnist5k.py")
+FLOW_RECIPE = os.path.join(ROOT, "configs", "flow_mnist5k.py")
+AE_TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.num_groups=4", "model.z_channels=2",
+           "ae.disc_layers=1", "ae.disc_ndf=8", "train.batch_size=8", "train.log_every=1", "sample.num=4",
+           "ae.disc_start=1"]
+# a DiT on the 4 x 4 x 2 latents, one token per latent pixel
+DIT_TINY = ["model.arch=dit", "model.patch_size=1", "model.hidden=16", "model.depth=1", "model.heads=2",
+            "train.batch_size=8", "train.log_every=1", "sample.num=4", "sample.steps=2", "optim.warmup_steps=1",
+            "optim.ema_decay=0.9"]
+
+
+def _args(config, workdir, overrides):
+    return ["train", "--config", config, "--workdir", str(workdir), *sum((["--set", o] for o in overrides), [])]
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory):
+    """A tiny autoencoder (8 px digits, f = 2) trained 2 steps; its latents cached under the same directory."""
+    root = tmp_path_factory.mktemp("latent")
+    from helpers import run_jgen
+    run_jgen(_args(AE_RECIPE, root / "ae", AE_TINY + ["train.steps=2", "train.ckpt_every=2"]), check=True)
+    return root
+
+
+def latent_args(root, workdir, *extra):
+    return _args(FLOW_RECIPE, workdir, DIT_TINY + [f"data.source=latents:{root / 'ae'}", "data.image_size=8",
+                                                   f"data.latent_cache={root / 'cache'}", *extra])
+
+
+def test_cache_is_the_scaled_posterior_mean_of_every_image(ae_run):
+    from jgen.config import apply_overrides, load_config
+
+    config = apply_overrides(load_config(FLOW_RECIPE), [f"data.source=latents:{ae_run / 'ae'}", "data.image_size=8",
+                                                       f"data.latent_cache={ae_run / 'cache'}"])
+    mesh = make_mesh()
+    run_config, source, ae = latent.prepare(config, str(ae_run / "unused"), mesh)
+    assert (run_config.data.image_size, run_config.data.channels) == (4, 2)
+    images = open_source("builtin:mnist5k:train")
+    assert len(source) == len(images) == 4500
+    idx = np.array([0, 1, 2345, 4499])
+    x = images_at(images, ae.config.data, idx)  # the 8 px digits the autoencoder was trained on
+    with jax.default_matmul_precision("highest"):
+        mean = np.asarray(autoencoder.encode(ae.config, ae.variables, jnp.asarray(x))[0], np.float64)
+    raw, _, _, _ = latent.cached_latents(ae, config)
+    scale = 1.0 / np.std(np.asarray(raw, np.float64))  # over the whole cache, in float64
+    np.testing.assert_allclose(run_config.data.latent_scale, scale, rtol=1e-6)
+    got = np.stack([source[int(i)][0] for i in idx])
+    np.testing.assert_allclose(got, mean * scale, rtol=1e-4, atol=1e-5)
+    assert [source[int(i)][1] for i in idx] == [images[int(i)][1] for i in idx]
+
+
+def test_latent_run_samples_images_and_refuses_pixel_commands(ae_run, tmp_path, capsys):
+    run = tmp_path / "ldm"
+    jgen(capsys, *latent_args(ae_run, run, "train.steps=2", "train.ckpt_every=2"))
+    out, _ = jgen(capsys, "sample", "--workdir", str(run), "--num", "4")
+    with np.load(run / "samples" / "sample.npz") as f:
+        images = next(iter(f.values()))
+    assert images.shape[1:] == (8, 8, 1)  # decoded: the autoencoder's images, not 4 x 4 x 2 latents
+    _, err = jgen(capsys, "edit", "--workdir", str(run), "--image", str(run / "samples" / "final.png"), code=2)
+    one_line_error(err, "works in pixel space")
+    _, err = jgen(capsys, "eval", "--workdir", str(run), "--metrics", "nll", code=2)
+    one_line_error(err, "likelihood of the autoencoder's latents")
+
+
+def test_killed_latent_run_resumes_bit_exact(ae_run, tmp_path, capsys, jgen_env):
+    steps = ["train.steps=12", "train.ckpt_every=3"]
+    jgen(capsys, *latent_args(ae_run, tmp_path / "straight", *steps))
+    args = latent_args(ae_run, tmp_path / "cut", *steps)
+    proc = spawn(args, jgen_env)
+    wait_for_checkpoint(proc, str(tmp_path / "cut"), 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    at = int(final_state(tmp_path / "cut").step)
+    out, _ = jgen(capsys, *args)
+    assert f"at step {at}" in out
+    assert_same(final_state(tmp_path / "straight"), final_state(tmp_path / "cut"))
+
+
+def test_two_processes_train_as_one(ae_run, tmp_path, capsys):
+    """Each process encodes every other image and reads its rows of each batch: the same trajectory as one
+    process on one device (its own cache files, gathered from both)."""
+    steps = ["train.steps=3", "train.ckpt_every=3"]
+    jgen(capsys, *latent_args(ae_run, tmp_path / "one", *steps))
+    port = free_port()
+    args = latent_args(ae_run, tmp_path / "two", *steps)
+    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--coordinator", f"localhost:{port}",
+                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=multiprocess_env(1),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    assert sorted(f for f in os.listdir(ae_run / "cache") if "of2" in f)  # each process wrote its own copy
+    assert_same(final_state(tmp_path / "one"), final_state(tmp_path / "two"), tol=1e-5)
+
+
+def test_changed_autoencoder_is_refused(ae_run, tmp_path, capsys):
+    shutil.copytree(ae_run / "ae", tmp_path / "ae")
+    root = tmp_path
+    run = tmp_path / "ldm"
+    jgen(capsys, *latent_args(root, run, "train.steps=1", "train.ckpt_every=1"))
+    jgen(capsys, *_args(AE_RECIPE, tmp_path / "ae", AE_TINY + ["train.steps=3", "train.ckpt_every=1"]))
+    before = sorted(os.listdir(run / "checkpoints"))
+    _, err = jgen(capsys, *latent_args(root, run, "train.steps=2", "train.ckpt_every=1"), code=2)
+    one_line_error(err, "changed since this run cached its latents (step 2-")
+    _, err = jgen(capsys, "sample", "--workdir", str(run), code=2)
+    one_line_error(err, "changed since")
+    assert sorted(os.listdir(run / "checkpoints")) == before
+
+
+def test_bad_latent_sources(ae_run, tmp_path, capsys):
+    (tmp_path / "empty_ae").mkdir()
+    shutil.copy(ae_run / "ae" / "config.json", tmp_path / "empty_ae" / "config.json")
+    cases = [(f"latents:{tmp_path / 'nothing'}", [], "is not a jgen run directory"),
+             (f"latents:{tmp_path / 'empty_ae'}", [], "has no checkpoint: train it first"),
+             (f"latents:{ae_run / 'ae'}", ["data.image_size=16"], "takes 8px images of 1 channel(s)")]
+    for source, extra, message in cases:
+        args = _args(FLOW_RECIPE, tmp_path / "w", DIT_TINY + [f"data.source={source}", "data.image_size=8", *extra])
+        _, err = jgen(capsys, *args, code=2)
+        one_line_error(err, message)
+        assert not (tmp_path / "w").exists()
+    gan = tmp_path / "gan"
+    (gan).mkdir()
+    (gan / "config.json").write_text((ae_run / "ae" / "config.json").read_text().replace(
+        '"family": "autoencoder"', '"family": "gan"'))
+    _, err = jgen(capsys, *_args(FLOW_RECIPE, tmp_path / "w", DIT_TINY + [f"data.source=latents:{gan}"]), code=2)
+    one_line_error(err, "that is a gan run, not an autoencoder run")
+    assert not (tmp_path / "w").exists()
