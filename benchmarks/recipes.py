@@ -38,6 +38,17 @@ def evaluate(workdir: str, classifier: str, num: int, extra=()) -> dict:
     return json.load(open(out))
 
 
+def image_px(workdir: str) -> int:
+    """The side of a run's images: a latent run's (data.source=latents:AE) are its autoencoder's."""
+    data = json.load(open(os.path.join(workdir, "config.json")))["data"]
+    if data["source"].startswith("latents:"):
+        sys.path.insert(0, ROOT)
+        from jgen.latent import parse
+
+        return image_px(parse(data["source"])[0])
+    return data["image_size"]
+
+
 def steps_per_sec(workdir: str) -> float:
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     rates = [r["steps_per_sec"] for r in rows[1:] if "steps_per_sec" in r]  # the first log holds the compile
@@ -75,7 +86,7 @@ def main():
     rows = []
     if a.floor:  # any trained run serves: --real ignores its model
         workdir = os.path.join(ROOT, "runs", "recipes", a.name) if a.name else os.path.join(ROOT, "runs", "ddpm_mnist5k")
-        px = json.load(open(os.path.join(workdir, "config.json")))["data"]["image_size"]
+        px = image_px(workdir)
         at = "" if px == 28 else f", {px} px and back"  # a run of another side: its reals pass the same resize
         for split, num in (("train", a.num), ("test", 500)):
             r = evaluate(workdir, a.classifier, num, ("--real", split))
@@ -89,7 +100,7 @@ def main():
             jgen("train", "--config", a.config, "--workdir", workdir, *sum((["--set", s] for s in a.set), []))
             seconds = round(time.time() - start)
         r = evaluate(workdir, a.classifier, a.num)
-        px = json.load(open(os.path.join(workdir, "config.json")))["data"]["image_size"]
+        px = image_px(workdir)
         rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, px=px, train_seconds=seconds,
                          steps_per_sec=round(steps_per_sec(workdir), 1), fid=r["fid_classifier"],
                          confident=r["confident_classifier"], sampling_seconds=r["seconds"]["sampling"]))

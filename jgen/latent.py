@@ -89,6 +89,13 @@ def image_config(config, ae: Autoencoder):
                       latent_scale=0.0, latent_ae="", latent_cache="")
 
 
+def planned_config(config, ae_config):
+    """What a latents: run's config becomes for an autoencoder of `ae_config` (its latents' side and
+    channels), without a checkpoint: for lowering and memory checks of recipes not trained here."""
+    side, _, channels = get_family("autoencoder").latent_shape(ae_config)
+    return _with_data(config, image_size=side, channels=channels, random_flip=False)
+
+
 def _encode_all(ae: Autoencoder, images_source, data, batch: int = 250) -> np.ndarray:
     """Posterior means [N, h, w, c] float32 of every image; process p encodes images p, p + P, ..."""
     p, count, n = jax.process_index(), jax.process_count(), len(images_source)
@@ -164,8 +171,7 @@ def prepare(config, workdir: str, mesh) -> tuple:
     latents, labels, scale, num_classes = cached_latents(ae, config)
     if d.latent_scale > 0 and abs(d.latent_scale - scale) > 1e-6 * scale:
         raise JgenError(f"data.latent_scale={d.latent_scale} but the cache of {ae_dir}'s latents measures {scale}")
-    config = _with_data(config, image_size=side, channels=channels, latent_scale=scale, latent_ae=ae.ident,
-                        random_flip=False)
+    config = _with_data(planned_config(config, ae.config), latent_scale=scale, latent_ae=ae.ident)
     source = Source(lambda i: (np.asarray(latents[i], np.float32) * np.float32(scale), int(labels[i])), len(labels),
                     num_classes, config.data.source, ready=True)
     return config, source, ae
