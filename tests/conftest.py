@@ -41,3 +41,21 @@ def straight_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("straight") / "run"
     assert main([str(a) for a in tiny_train_args(workdir, *STRAIGHT)]) == 0  # in this process: no boundary
     return workdir
+
+
+AE_TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.num_groups=4", "model.z_channels=2",
+           "ae.disc_layers=1", "ae.disc_ndf=8", "train.batch_size=8", "train.log_every=1", "sample.num=4",
+           "ae.disc_start=1"]
+
+
+@pytest.fixture(scope="session")
+def ae_run(tmp_path_factory):
+    """A tiny autoencoder (8 px digits, f = 2: 4x4x2 latents) trained 2 steps, the discriminator on from step 1:
+    ROOT/ae is the run; latent runs cache its latents in ROOT/cache. Shared by the autoencoder and latent tests."""
+    from helpers import run_jgen
+
+    root = tmp_path_factory.mktemp("latent")
+    overrides = AE_TINY + ["train.steps=2", "train.ckpt_every=2"]
+    run_jgen(["train", "--config", os.path.join(ROOT, "configs", "ae_mnist5k.py"), "--workdir", str(root / "ae"),
+              *sum((["--set", o] for o in overrides), [])], check=True)
+    return root

@@ -39,19 +39,10 @@ def tiny():
     return c, params, state, x
 
 
-def _step(c, params, state, x, step):
-    txs = {"gen": optax.sgd(1.0), "disc": optax.sgd(1.0)}
-    opt = {k: txs[k].init(params[k]) for k in txs}
-    with jax.default_matmul_precision("highest"):
-        return jax.jit(lambda p, o: A.update(c, txs, p, o, state, {"image": x}, jax.random.PRNGKey(2), step))(
-            params, opt)
-
-
-def _reference_grads(c, params, x, on: bool):
-    """d(L_rec + kl_weight KL)/dtheta + lambda dL_G/dtheta, each term by its own jax.grad, lambda by eq. 7."""
+def _reference_grads(c, params, x):
+    """(d(L_rec + kl_weight KL)/dtheta, dL_G/dtheta, dL_D/dphi, lambda by eq. 7), each by its own jax.grad."""
     model, disc = A.make_model(c), A.make_disc(c)
-    eps_shape = (x.shape[0],) + A.latent_shape(c)
-    eps = jax.random.normal(jax.random.PRNGKey(2), eps_shape)
+    eps = jax.random.normal(jax.random.PRNGKey(2), (x.shape[0],) + A.latent_shape(c))
 
     def recon(p):
         mean, logvar = model.apply({"params": p}, x, method=model.encode)
@@ -65,31 +56,41 @@ def _reference_grads(c, params, x, on: bool):
     def adv(p):
         return gen_loss_of("hinge", disc.apply({"params": params["disc"]}, recon(p)[0]))
 
-    with jax.default_matmul_precision("highest"):
-        g_rec = jax.grad(rec_kl)(params["gen"])
-        g_adv = jax.grad(adv)(params["gen"])
+    @jax.jit
+    def grads(params):
         fake = recon(params["gen"])[0]
         g_disc = jax.grad(lambda d: disc_loss("hinge", disc.apply({"params": d}, x),
                                               disc.apply({"params": d}, fake)))(params["disc"])
+        return jax.grad(rec_kl)(params["gen"]), jax.grad(adv)(params["gen"]), g_disc
+
+    with jax.default_matmul_precision("highest"):
+        g_rec, g_adv, g_disc = grads(params)
     last = lambda g: np.asarray(g["decoder"]["conv_out"]["kernel"], np.float64)
     lam = c.ae.disc_weight * np.clip(np.linalg.norm(last(g_rec)) / (np.linalg.norm(last(g_adv)) + 1e-4), 0, 1e4)
-    gen = jax.tree.map(lambda a, b: a + (lam if on else 0.0) * b, g_rec, g_adv)
-    return gen, g_disc, lam
+    return g_rec, g_adv, g_disc, lam
 
 
-@pytest.mark.parametrize("on", [False, True])
-def test_update_is_the_objective_with_the_adaptive_weight(tiny, on):
+def test_update_is_the_objective_with_the_adaptive_weight(tiny):
+    """Before ae.disc_start: the reconstruction and KL gradients alone, the discriminator untouched; from it
+    on: plus lambda times the adversarial gradient, and the discriminator's own step (SGD at rate 1 moves
+    each parameter by its gradient)."""
     c, params, state, x = tiny
     c = apply_overrides(c, ["ae.disc_start=5"])
-    new, _, _, metrics = _step(c, params, state, x, 5 if on else 4)
-    gen, g_disc, lam = _reference_grads(c, params, x, on)
-    moved = jax.tree.map(lambda a, b: a - b, params["gen"], new["gen"])  # SGD at rate 1 moves by the gradient
-    for got, want in zip(jax.tree.leaves(moved), jax.tree.leaves(gen)):
-        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-5)
-    np.testing.assert_allclose(float(metrics["d_weight"]), lam if on else 0.0, rtol=1e-3)
-    d_moved = jax.tree.map(lambda a, b: a - b, params["disc"], new["disc"])
-    for got, want in zip(jax.tree.leaves(d_moved), jax.tree.leaves(g_disc)):
-        np.testing.assert_allclose(got, want if on else np.zeros_like(want), rtol=2e-3, atol=2e-6)
+    txs = {"gen": optax.sgd(1.0), "disc": optax.sgd(1.0)}
+    opt = {k: txs[k].init(params[k]) for k in txs}
+    with jax.default_matmul_precision("highest"):
+        step = jax.jit(lambda p, o, s: A.update(c, txs, p, o, state, {"image": x}, jax.random.PRNGKey(2), s))
+        runs = {on: step(params, opt, jnp.int32(5 if on else 4)) for on in (False, True)}
+    g_rec, g_adv, g_disc, lam = _reference_grads(c, params, x)
+    for on, (new, _, _, metrics) in runs.items():
+        want = jax.tree.map(lambda a, b: a + (lam if on else 0.0) * b, g_rec, g_adv)
+        moved = jax.tree.map(lambda a, b: a - b, params["gen"], new["gen"])
+        for got, w in zip(jax.tree.leaves(moved), jax.tree.leaves(want)):
+            np.testing.assert_allclose(got, w, rtol=2e-3, atol=2e-5)
+        np.testing.assert_allclose(float(metrics["d_weight"]), lam if on else 0.0, rtol=1e-3)
+        d_moved = jax.tree.map(lambda a, b: a - b, params["disc"], new["disc"])
+        for got, w in zip(jax.tree.leaves(d_moved), jax.tree.leaves(g_disc)):
+            np.testing.assert_allclose(got, w if on else np.zeros_like(w), rtol=2e-3, atol=2e-6)
 
 
 def test_shapes_and_psnr(tiny):
@@ -196,17 +197,17 @@ def test_import_refusals():
         ae_params_from_diffusers({"encoder.conv_in.bias": np.zeros(8, np.float32)}, like)
 
 
-def test_train_then_eval_reports_psnr_and_rfid(tmp_path, capsys):
-    run = tmp_path / "ae"
-    overrides = TINY + ["train.steps=4", "train.batch_size=8", "train.log_every=2", "train.ckpt_every=4",
-                        "ae.disc_start=2", "sample.num=4"]
-    jgen(capsys, "train", "--config", RECIPE, "--workdir", str(run), *sum((["--set", o] for o in overrides), []))
+def test_eval_reports_psnr_and_rfid(ae_run, tmp_path, capsys):
+    """The shared tiny run (tests/conftest.py: discriminator from step 1) logged its adaptive weight from step 1;
+    `jgen eval` scores its reconstructions of the reference images."""
+    run = ae_run / "ae"
     rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
-    assert rows[0]["d_weight"] == 0.0 and rows[-1]["d_weight"] > 0.0  # the discriminator joins at step 2
+    assert rows[0]["d_weight"] == 0.0 and rows[-1]["d_weight"] > 0.0
     clf = str(tmp_path / "clf")
     _write_classifier(clf)
+    out_json = tmp_path / "report.json"
     out, _ = jgen(capsys, "eval", "--workdir", str(run), "--num", "16", "--batch", "8", "--extractor", "classifier",
-               "--classifier", clf, "--cache-dir", str(tmp_path / "cache"))
-    report = json.load(open(run / "eval" / "step_0000004.json"))
+                  "--classifier", clf, "--cache-dir", str(tmp_path / "cache"), "--out", str(out_json))
+    report = json.load(open(out_json))
     assert report["samples"] == "reconstructed reference" and "PSNR" in out
     assert 0 < report["psnr"] < 60 and report["fid_classifier"] >= 0

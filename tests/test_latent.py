@@ -21,11 +21,10 @@ from jgen.data.sources import open_source
 from jgen.families import autoencoder
 from jgen.sharding import make_mesh
 
+from conftest import AE_TINY
+
 AE_RECIPE = os.path.join(ROOT, "configs", "ae_mnist5k.py")
 FLOW_RECIPE = os.path.join(ROOT, "configs", "flow_mnist5k.py")
-AE_TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.num_groups=4", "model.z_channels=2",
-           "ae.disc_layers=1", "ae.disc_ndf=8", "train.batch_size=8", "train.log_every=1", "sample.num=4",
-           "ae.disc_start=1"]
 # a DiT on the 4 x 4 x 2 latents, one token per latent pixel
 DIT_TINY = ["model.arch=dit", "model.patch_size=1", "model.hidden=16", "model.depth=1", "model.heads=2",
             "train.batch_size=8", "train.log_every=1", "sample.num=4", "sample.steps=2", "optim.warmup_steps=1",
@@ -34,15 +33,6 @@ DIT_TINY = ["model.arch=dit", "model.patch_size=1", "model.hidden=16", "model.de
 
 def _args(config, workdir, overrides):
     return ["train", "--config", config, "--workdir", str(workdir), *sum((["--set", o] for o in overrides), [])]
-
-
-@pytest.fixture(scope="module")
-def ae_run(tmp_path_factory):
-    """A tiny autoencoder (8 px digits, f = 2) trained 2 steps; its latents cached under the same directory."""
-    root = tmp_path_factory.mktemp("latent")
-    from helpers import run_jgen
-    run_jgen(_args(AE_RECIPE, root / "ae", AE_TINY + ["train.steps=2", "train.ckpt_every=2"]), check=True)
-    return root
 
 
 def latent_args(root, workdir, *extra):
@@ -72,21 +62,8 @@ def test_cache_is_the_scaled_posterior_mean_of_every_image(ae_run):
     assert [source[int(i)][1] for i in idx] == [images[int(i)][1] for i in idx]
 
 
-def test_latent_run_samples_images_and_refuses_pixel_commands(ae_run, tmp_path, capsys):
-    run = tmp_path / "ldm"
-    jgen(capsys, *latent_args(ae_run, run, "train.steps=2", "train.ckpt_every=2"))
-    out, _ = jgen(capsys, "sample", "--workdir", str(run), "--num", "4")
-    with np.load(run / "samples" / "sample.npz") as f:
-        images = next(iter(f.values()))
-    assert images.shape[1:] == (8, 8, 1)  # decoded: the autoencoder's images, not 4 x 4 x 2 latents
-    _, err = jgen(capsys, "edit", "--workdir", str(run), "--image", str(run / "samples" / "final.png"), code=2)
-    one_line_error(err, "works in pixel space")
-    _, err = jgen(capsys, "eval", "--workdir", str(run), "--metrics", "nll", code=2)
-    one_line_error(err, "likelihood of the autoencoder's latents")
-
-
 def test_killed_latent_run_resumes_bit_exact(ae_run, tmp_path, capsys, jgen_env):
-    steps = ["train.steps=12", "train.ckpt_every=3"]
+    steps = ["train.steps=8", "train.ckpt_every=3"]
     jgen(capsys, *latent_args(ae_run, tmp_path / "straight", *steps))
     args = latent_args(ae_run, tmp_path / "cut", *steps)
     proc = spawn(args, jgen_env)
@@ -102,7 +79,7 @@ def test_killed_latent_run_resumes_bit_exact(ae_run, tmp_path, capsys, jgen_env)
 def test_two_processes_train_as_one(ae_run, tmp_path, capsys):
     """Each process encodes every other image and reads its rows of each batch: the same trajectory as one
     process on one device (its own cache files, gathered from both)."""
-    steps = ["train.steps=3", "train.ckpt_every=3"]
+    steps = ["train.steps=2", "train.ckpt_every=2", "sample.num=2"]
     jgen(capsys, *latent_args(ae_run, tmp_path / "one", *steps))
     port = free_port()
     args = latent_args(ae_run, tmp_path / "two", *steps)
@@ -116,11 +93,19 @@ def test_two_processes_train_as_one(ae_run, tmp_path, capsys):
     assert_same(final_state(tmp_path / "one"), final_state(tmp_path / "two"), tol=1e-5)
 
 
-def test_changed_autoencoder_is_refused(ae_run, tmp_path, capsys):
+def test_latent_run_decodes_refuses_pixel_commands_and_a_changed_autoencoder(ae_run, tmp_path, capsys):
     shutil.copytree(ae_run / "ae", tmp_path / "ae")
     root = tmp_path
     run = tmp_path / "ldm"
     jgen(capsys, *latent_args(root, run, "train.steps=1", "train.ckpt_every=1"))
+    jgen(capsys, "sample", "--workdir", str(run), "--num", "4")
+    with np.load(run / "samples" / "sample.npz") as f:
+        images = next(iter(f.values()))
+    assert images.shape[1:] == (8, 8, 1)  # decoded: the autoencoder's images, not 4 x 4 x 2 latents
+    _, err = jgen(capsys, "edit", "--workdir", str(run), "--image", str(run / "samples" / "final.png"), code=2)
+    one_line_error(err, "works in pixel space")
+    _, err = jgen(capsys, "eval", "--workdir", str(run), "--metrics", "nll", code=2)
+    one_line_error(err, "likelihood of the autoencoder's latents")
     jgen(capsys, *_args(AE_RECIPE, tmp_path / "ae", AE_TINY + ["train.steps=3", "train.ckpt_every=1"]))
     before = sorted(os.listdir(run / "checkpoints"))
     _, err = jgen(capsys, *latent_args(root, run, "train.steps=2", "train.ckpt_every=1"), code=2)

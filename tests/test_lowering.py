@@ -11,6 +11,7 @@ float32 and bfloat16, read as StableHLO text.
 - The FID Inception's convolutions (and its logits layer) are HIGHEST on every platform.
 """
 
+import os
 import re
 from functools import partial
 
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import pytest
 from jax import export
 
+from jgen import latent
 from jgen.config import apply_overrides, load_config
 from jgen.eval import inception
 from jgen.families import get_family
@@ -27,10 +29,13 @@ from jgen.sharding import make_mesh
 from jgen.train.step import state_shapes, train_step
 
 RECIPES = ["ddpm_mnist5k", "dcgan_mnist5k", "betavae_mnist5k", "ddpm_cifar10", "dcgan_cifar10", "betavae_celeba64",
-           "dcgan_celeba64", "edm_mnist5k", "stylegan2_celeba64"]
+           "dcgan_celeba64", "edm_mnist5k", "stylegan2_celeba64", "ae_celeba64"]
+# latent runs' steps, on their autoencoder recipe's latents (planned: no checkpoint needed)
+LATENT = ["ldm_celeba64", "ldm_lsun256"]
 # EDM: c_in scaling and Heun's corrector; the DiT's own test is below. StyleGAN2's step holds R1 and the
 # path-length term (gradients of gradients), style mixing and ADA's augmentation (set below)
 PLATFORMS = ["cuda", "tpu"]
+BF16_PRODUCTS = "lhs_precision_type = bf16, rhs_precision_type = bf16, accumulation_type = f32"
 OPS = re.compile(r"stablehlo\.(convolution|dot_general)\b.*")
 
 
@@ -46,7 +51,10 @@ def _operand_types(op: str) -> list:
 
 def _config(recipe, dtype):
     extra = ["gan.augment=ada"] if recipe.startswith("stylegan2") else []
-    return apply_overrides(load_config(recipe), [f"train.compute_dtype={dtype}", *extra])
+    config = apply_overrides(load_config(recipe), [f"train.compute_dtype={dtype}", *extra])
+    if latent.is_latent(config):  # latents:runs/ae_X is the ae_X recipe's run
+        config = latent.planned_config(config, load_config(os.path.basename(latent.parse(config.data.source)[0])))
+    return config
 
 
 def _check_policy(text: str, dtype: str) -> None:
@@ -55,8 +63,8 @@ def _check_policy(text: str, dtype: str) -> None:
     for op in ops:
         if dtype == "float32":
             assert op.count("HIGHEST") == 2, op[:300]
-        else:
-            assert _operand_types(op) == ["bf16", "bf16"], op[-200:]
+        else:  # (or the DiT attention's dot algorithm, which rounds a float32 operand to bfloat16 itself)
+            assert _operand_types(op) == ["bf16", "bf16"] or BF16_PRODUCTS in op, op[-200:]
 
 
 def _kernels(params) -> int:
@@ -64,7 +72,7 @@ def _kernels(params) -> int:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("recipe", RECIPES + LATENT)
 def test_train_step_lowers_for_gpu_and_tpu_without_cpu_forms(recipe, dtype):
     config = _config(recipe, dtype)
     family = get_family(config.family)
@@ -74,7 +82,7 @@ def test_train_step_lowers_for_gpu_and_tpu_without_cpu_forms(recipe, dtype):
     batch = {"image": jax.ShapeDtypeStruct((n, s, s, c), jnp.float32), "label": jax.ShapeDtypeStruct((n,), jnp.int32)}
     step = jax.jit(partial(train_step, family, config))
     cpu = export.export(step, platforms=("cpu",))(shapes, batch).mlir_module()
-    if not recipe.startswith("stylegan2"):  # StyleGAN2 has no CPU forms
+    if not recipe.startswith(("stylegan2", "ldm")):  # StyleGAN2 and the DiT have no CPU forms
         assert "optimization_barrier" in cpu  # the CPU keeps its forms
     for platform in PLATFORMS:
         text = export.export(step, platforms=(platform,))(shapes, batch).mlir_module()
@@ -99,7 +107,7 @@ def test_sampler_runs_one_plain_convolution_per_kernel(recipe, dtype):
     shapes = state_shapes(family, config)
     run = Run(config, family, shapes, make_mesh(), "")
     fn = run.jit("sample/4", partial(family.sample, config, num=4))
-    network = shapes.ema_params["decoder"] if config.family == "vae" else shapes.ema_params
+    network = shapes.ema_params["decoder"] if config.family in ("vae", "autoencoder") else shapes.ema_params
     key = jax.ShapeDtypeStruct((2,), jnp.uint32)
     variables = run.variables()
     if config.family == "vae" and config.vae.prior == "gmm":  # the fitted mixture that Run.sample_variables adds
@@ -156,7 +164,7 @@ def test_dit_forward_and_grad_lower_for_gpu_and_tpu(dtype):
             return jnp.mean(jnp.square(out.astype(jnp.float32) - x))
         return jax.grad(loss)(params)
 
-    bf16_products = "lhs_precision_type = bf16, rhs_precision_type = bf16, accumulation_type = f32"
+    bf16_products = BF16_PRODUCTS
     for platform in PLATFORMS:
         with jax.default_matmul_precision("highest"):
             text = export.export(jax.jit(grad), platforms=(platform,))(params, x, t, y).mlir_module()
