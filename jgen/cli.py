@@ -276,10 +276,18 @@ def _convert_inception(args) -> None:
     print(f"jgen: {convert(args.src, dst):,} Inception weights -> {dst}")
 
 
+def _import_autoencoder(args) -> None:
+    from jgen.latent import import_autoencoder
+
+    path = import_autoencoder(os.path.expanduser(args.weights), args.workdir, args.overrides)
+    print(f"jgen: imported {args.weights} -> {path} and a checkpoint at step 0 (use data.source=latents:{args.workdir})")
+
+
 COMMANDS = {"sample": _sample, "inpaint": _guided, "superres": _guided, "edit": _guided, "export": _export,
             "interpolate": _interpolate, "project": _project, "reconstruct": _vae_command, "traverse": _vae_command,
             "eval": _eval,
-            "train-classifier": _train_classifier, "convert-inception": _convert_inception}
+            "train-classifier": _train_classifier, "convert-inception": _convert_inception,
+            "import-autoencoder": _import_autoencoder}
 
 
 def main(argv=None) -> int:

@@ -318,6 +318,19 @@ def _tool_parsers(sub) -> None:
                    help="output (default ~/.cache/jgen/inception-2015-12-05.npz, where `eval` looks)")
 
 
+def _import_parser(sub) -> None:
+    m = sub.add_parser("import-autoencoder", help="diffusers AutoencoderKL weights -> an autoencoder run directory",
+                       description="Reads a diffusers AutoencoderKL directory (config.json and diffusion_pytorch_model"
+                       ".safetensors or .bin; Stable Diffusion's VAE, say) and writes an autoencoder run into "
+                       "--workdir (config.json and a checkpoint at step 0) that data.source=latents:WORKDIR, `jgen "
+                       "eval` (PSNR, reconstruction FID) and `jgen sample` use like a trained one. --set sets its "
+                       "data, e.g. --set data.source=folder:imgs --set data.image_size=256.")
+    m.add_argument("--weights", required=True, metavar="DIR", help="the diffusers AutoencoderKL directory")
+    m.add_argument("--workdir", required=True, help="the new run directory (must not hold a run)")
+    m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="autoencoder config overrides (data.source, data.image_size, ...), repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jgen", description="Train and sample deep image generators (JAX/Flax).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -330,4 +343,5 @@ def build_parser() -> argparse.ArgumentParser:
     _vae_parsers(sub)
     _eval_parser(sub)
     _tool_parsers(sub)
+    _import_parser(sub)
     return p

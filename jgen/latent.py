@@ -181,3 +181,35 @@ def decoder(run_config, ae: Autoencoder):
     """(the autoencoder's variables, z [B, h, w, c] of the latent run, scaled) -> images [B, H, W, C] in [-1, 1]."""
     scale = run_config.data.latent_scale
     return lambda variables, z: ae.family.decode(ae.config, variables, z / scale)
+
+
+def import_autoencoder(weights: str, workdir: str, overrides: list) -> str:
+    """An autoencoder run directory (config.json and a checkpoint at step 0) from diffusers AutoencoderKL
+    weights (a directory with config.json and diffusion_pytorch_model.{safetensors,bin}), so that
+    `latents:WORKDIR`, `jgen eval` and `jgen sample` use it like a trained run. `overrides` set the data
+    (source, image_size, ...); the patch discriminator and the optimisers start fresh, for fine-tuning.
+    Returns the config's path. Refuses a non-empty workdir."""
+    from jgen.config import apply_overrides, check, save_config
+    from jgen.configs import base
+    from jgen.diffusion.pretrained import read_weights
+    from jgen.diffusion.pretrained_ae import ae_overrides, ae_params_from_diffusers
+    from jgen.train.step import init_state
+
+    files.check_workdir(workdir)
+    if files.exists(os.path.join(workdir, "config.json")) or files.exists(checkpoint.checkpoint_dir(workdir)):
+        raise JgenError(f"{workdir} already holds a run: import into a fresh --workdir")
+    state_dict, dconfig = read_weights(weights)
+    if not dconfig:
+        raise JgenError(f"{weights} has no config.json: give the diffusers AutoencoderKL directory")
+    config = apply_overrides(base.get_config("autoencoder"), ae_overrides(dconfig) + list(overrides))
+    check(config)
+    family = get_family("autoencoder")
+    state = init_state(family, config, jax.random.PRNGKey(config.seed))
+    params = dict(state.params, gen=ae_params_from_diffusers(state_dict, state.params["gen"]))
+    state = state.replace(params=params, ema_params=family.generator(params))
+    mgr = checkpoint.manager(workdir)
+    checkpoint.save(mgr, state)
+    mgr.wait_until_finished()
+    path = os.path.join(workdir, "config.json")
+    save_config(config, path)
+    return path

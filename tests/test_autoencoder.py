@@ -211,3 +211,25 @@ def test_eval_reports_psnr_and_rfid(ae_run, tmp_path, capsys):
     report = json.load(open(out_json))
     assert report["samples"] == "reconstructed reference" and "PSNR" in out
     assert 0 < report["psnr"] < 60 and report["fid_classifier"] >= 0
+
+
+def test_import_autoencoder_makes_a_run_that_decodes_as_diffusers_does(tmp_path, capsys):
+    from jgen.run import open_run
+
+    _, err = jgen(capsys, "import-autoencoder", "--weights", str(tmp_path), "--workdir", str(tmp_path / "w"), code=2)
+    one_line_error(err, "holds none of diffusion_pytorch_model")
+    torch, model = _diffusers_model()
+    model.save_pretrained(tmp_path / "vae")
+    jgen(capsys, "import-autoencoder", "--weights", str(tmp_path / "vae"), "--workdir", str(tmp_path / "w"),
+         "--set", "data.image_size=16")
+    _, err = jgen(capsys, "import-autoencoder", "--weights", str(tmp_path / "vae"), "--workdir", str(tmp_path / "w"),
+                  code=2)
+    one_line_error(err, "already holds a run")
+    run = open_run(str(tmp_path / "w"))
+    assert run.config.data.channels == 3 and int(run.state.step) == 0
+    z = np.random.RandomState(1).randn(2, 8, 8, 4).astype(np.float32)
+    with torch.no_grad():
+        want = model.decode(torch.from_numpy(z).permute(0, 3, 1, 2)).sample.permute(0, 2, 3, 1).numpy()
+    with jax.default_matmul_precision("highest"):
+        got = A.decode(run.config, run.variables(), jnp.asarray(z))
+    np.testing.assert_allclose(got, np.clip(want, -1, 1), atol=1e-5)
