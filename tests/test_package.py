@@ -28,3 +28,11 @@ def test_the_wheel_trains_a_packaged_recipe_from_an_empty_directory(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert os.path.exists(empty / "run" / "samples" / "final.png")
+
+
+def test_public_surface_loads_lazily():
+    """`import jgen` imports no JAX (it stays fast); every name of jgen.__all__ resolves on first use."""
+    code = ("import sys, jgen; assert 'jax' not in sys.modules and 'flax' not in sys.modules; "
+            "[getattr(jgen, n) for n in jgen.__all__]; "
+            "assert jgen.fit.__module__ == 'jgen.run' and jgen.load_config('ddpm_mnist5k').family == 'diffusion'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
