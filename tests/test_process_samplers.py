@@ -126,6 +126,21 @@ def test_heun_with_churn_keeps_the_data_moments(name):
     np.testing.assert_allclose(x.std(0), STD, rtol=0.04)
 
 
+def test_churn_only_inside_its_sigma_window():
+    """S_tmin/S_tmax: a window holding no level is Algorithm 1 to the bit, one holding every level the
+    unwindowed Algorithm 2, and a window over the upper half of the levels churns there only (its samples
+    differ from both)."""
+    proc = PROCESSES["edm"]
+    path = samplers.sampler_path(proc, "heun", 16)
+    run = lambda **kw: np.asarray(samplers.sample(proc, exact_denoiser(proc), (64, 4), jax.random.PRNGKey(5), "heun",
+                                                  path, clip=False, **kw))
+    plain, churned = run(), run(churn=10.0)
+    np.testing.assert_array_equal(run(churn=10.0, s_tmin=1e6, s_tmax=1e9), plain)
+    np.testing.assert_array_equal(run(churn=10.0, s_tmin=0.0, s_tmax=1e9), churned)
+    upper = run(churn=10.0, s_tmin=float(np.median(path)), s_tmax=1e9)
+    assert np.abs(upper - plain).max() > 1e-3 and np.abs(upper - churned).max() > 1e-3
+
+
 # --- a tiny network trained with each process on a 2-D Gaussian mixture ---------------------------------
 
 CENTRES = np.array([[-0.6, -0.6], [0.6, -0.4], [0.0, 0.7]])

@@ -102,9 +102,10 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
     # euler (DDIM with eta 0) | sde (Euler-Maruyama on the reverse SDE, SiT; continuous processes);
     # grid: default (EDM's rho = 7 grid for edm, even log-SNR for dpmpp2m, uniform in t otherwise) |
     # uniform | logsnr | karras, for continuous processes; churn, s_noise: EDM Algorithm 2's S_churn and
-    # S_noise for heun (0 = Algorithm 1)
+    # S_noise for heun (0 = Algorithm 1); churn_tmin, churn_tmax: its S_tmin and S_tmax, the range of
+    # sigma / alpha whose steps churn (EDM's tuned ImageNet values 0.05 and 50; default everywhere)
     c.sample.update(sampler="ddim", steps=100, eta=0.0, variance="small", clip=True, guidance=1.0,
-                    grid="default", churn=0.0, s_noise=1.0)
+                    grid="default", churn=0.0, s_noise=1.0, churn_tmin=0.0, churn_tmax=1e9)
 
 
 def _gan(c: ml_collections.ConfigDict) -> None:

@@ -101,6 +101,7 @@ FAMILY_RULES = {
         "diffusion.logit_mean": reals(-10, 10), "diffusion.logit_std": POSITIVE, "diffusion.p_mean": reals(-10, 10),
         "diffusion.p_std": POSITIVE, "diffusion.sigmoid_bias": reals(-20, 20),
         "sample.grid": one_of("default", "uniform", "logsnr", "karras"), "sample.churn": NONNEG,
+        "sample.churn_tmin": NONNEG, "sample.churn_tmax": NONNEG,
         "sample.s_noise": POSITIVE,
         "model.ch": ints(1), "model.ch_mult": LEVELS, "model.num_res_blocks": ints(1),
         "model.attn_resolutions": SIDES, "model.dropout": BELOW_ONE, "model.num_groups": ints(1),

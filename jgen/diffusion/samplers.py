@@ -62,10 +62,12 @@ def ddim_step(proc, model_fn, x, t, t_prev, key, eta: float = 0.0, clip: bool = 
     return a_n * x0 + jnp.sqrt(jnp.maximum(s_n ** 2 - sigma ** 2, 0.0)) * eps + sigma * noise
 
 
-def heun_step(proc, model_fn, x, t, t_prev, key, clip: bool = True, gamma: float = 0.0, s_noise: float = 1.0):
+def heun_step(proc, model_fn, x, t, t_prev, key, clip: bool = True, gamma: float = 0.0, s_noise: float = 1.0,
+              s_tmin: float = 0.0, s_tmax: float = float("inf")):
     """x_t -> x_{t_prev} by Heun's method on dx~/dsigma~ = eps(x, level), x~ = x / alpha, sigma~ = sigma /
     alpha (EDM Algorithm 1; for edm x~ = x and sigma~ = sigma). With gamma > 0 first Algorithm 2's churn:
-    sigma^ = (1 + gamma) sigma~, x~^ = x~ + sqrt(sigma^^2 - sigma~^2) s_noise z, and the step starts there.
+    sigma^ = (1 + gamma) sigma~, x~^ = x~ + sqrt(sigma^^2 - sigma~^2) s_noise z, and the step starts there;
+    only on levels with sigma~ in [s_tmin, s_tmax] (Algorithm 2's S_tmin, S_tmax), gamma 0 elsewhere.
 
     The last step, to the clean level, stays Euler, as in the paper, and so does a step from above EDM's
     sigma_max = 80 (or from alpha = 0, flow's t = 1): a VP schedule's first level lies far higher (about
@@ -76,12 +78,13 @@ def heun_step(proc, model_fn, x, t, t_prev, key, clip: bool = True, gamma: float
     if gamma > 0:  # none from alpha = 0 (flow's t = 1) and none past the top level
         st = s_t / jnp.where(a_t > 0, a_t, 1.0)
         a_top, s_top = P.alpha_sigma(proc, P.top_level(proc))
-        st_hat = jnp.where(a_t > 0, jnp.minimum(st * (1 + gamma), s_top / jnp.maximum(a_top, 1e-12)), st)
-        t_hat = jnp.where(a_t > 0, P.level_of(proc, -2 * jnp.log(st_hat)), jnp.asarray(t, jnp.float32))
+        on = (a_t > 0) & (st >= s_tmin) & (st <= s_tmax)  # elsewhere the level and x stay exactly as they are
+        st_hat = jnp.where(on, jnp.minimum(st * (1 + gamma), s_top / jnp.maximum(a_top, 1e-12)), st)
+        t_hat = jnp.where(on, P.level_of(proc, -2 * jnp.log(st_hat)), jnp.asarray(t, jnp.float32))
         a_h = P.alpha_sigma(proc, t_hat)[0]
         z = jax.random.normal(jax.random.fold_in(key, 7), x.shape, x.dtype)
         extra = jnp.sqrt(jnp.maximum(st_hat ** 2 - st ** 2, 0.0))
-        x = jnp.where(a_t > 0, a_h * (x / jnp.where(a_t > 0, a_t, 1.0) + extra * s_noise * z), x)
+        x = jnp.where(on, a_h * (x / jnp.where(a_t > 0, a_t, 1.0) + extra * s_noise * z), x)
         t, (a_t, s_t) = t_hat, P.alpha_sigma(proc, t_hat)
     a_n, s_n = P.alpha_sigma(proc, t_prev)
     x0, eps = _prediction(proc, model_fn, x, t, clip)
@@ -228,9 +231,11 @@ def sampler_path(proc, sampler: str, steps: int, start=None, grid: str = "defaul
 
 
 def sample(proc, model_fn, shape, key, sampler: str, path, *, eta: float = 0.0, variance: str = "small",
-           clip: bool = True, churn: float = 0.0, s_noise: float = 1.0, x_T=None, post=None):
+           clip: bool = True, churn: float = 0.0, s_noise: float = 1.0, s_tmin: float = 0.0,
+           s_tmax: float = float("inf"), x_T=None, post=None):
     """`shape` samples with `sampler` along the static `path` (sampler_path), from x_T ~ N(0, prior_std^2
-    I) at path[0] or the given x_T. churn: EDM's S_churn for heun (gamma = min(S_churn / N, sqrt 2 - 1))."""
+    I) at path[0] or the given x_T. churn: EDM's S_churn for heun (gamma = min(S_churn / N, sqrt 2 - 1)),
+    on the levels whose sigma / alpha lies in [s_tmin, s_tmax]."""
     if sampler not in SAMPLERS:
         raise JgenError(f"unknown sampler '{sampler}' ({' | '.join(SAMPLERS)})")
     path = np.asarray(path)
@@ -245,7 +250,7 @@ def sample(proc, model_fn, shape, key, sampler: str, path, *, eta: float = 0.0, 
         down = lambda x, t, tn, k: ddim_step(proc, model_fn, x, t, tn, k, e, clip)
     elif sampler == "heun":
         gamma = min(churn / max(len(path) - 1, 1), math.sqrt(2) - 1)
-        down = lambda x, t, tn, k: heun_step(proc, model_fn, x, t, tn, k, clip, gamma, s_noise)
+        down = lambda x, t, tn, k: heun_step(proc, model_fn, x, t, tn, k, clip, gamma, s_noise, s_tmin, s_tmax)
     elif sampler == "sde":
         down = lambda x, t, tn, k: sde_step(proc, model_fn, x, t, tn, k, clip)
     else:

@@ -137,6 +137,7 @@ def sample(config, variables, rng, num: int, cond: Cond = Cond()):
     path = sampler_path(config, cond.start) if cond.path is None else cond.path
     x = samplers.sample(process(config), model_fn, (num,) + latent_shape(config), rng, s.sampler, path,
                         eta=s.eta, variance=s.variance, clip=s.clip, churn=s.churn, s_noise=s.s_noise,
+                        s_tmin=s.churn_tmin, s_tmax=s.churn_tmax,
                         x_T=cond.x_T, post=cond.post)
     return jnp.clip(x, -1.0, 1.0)
 
