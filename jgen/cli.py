@@ -5,6 +5,7 @@ import dataclasses
 import os
 import sys
 
+from jgen import files
 from jgen.cli_args import build_parser, split_overrides
 from jgen.errors import JgenError
 
@@ -298,6 +299,9 @@ def main(argv=None) -> int:
     rest, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(rest)
     try:
+        if getattr(args, "out", None):  # an output that cannot be written is found before any work
+            files.check_output(args.out, "directory" if args.command in ("export", "project", "train-classifier")
+                               else "file")
         if args.command == "train":
             _train(args, overrides)
         elif overrides:
@@ -306,6 +310,10 @@ def main(argv=None) -> int:
             COMMANDS[args.command](args)
     except JgenError as e:
         print(f"jgen: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the command reads or writes: missing, the wrong kind, not permitted, full
+        where = f": {e.filename}" if e.filename else ""
+        print(f"jgen: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     return 0
 

@@ -136,7 +136,11 @@ RETIRED = (("data", "shuffle_buffer"),)  # each epoch is a full permutation sinc
 def read_config(path: str) -> ml_collections.ConfigDict:
     """Reads a config saved by `save_config` (JSON lists come back as the tuples they were), over the
     base config of its family, so a workdir written before a key existed reads with that key's default."""
-    saved = _tuples(json.loads(files.read_text(path)))
+    try:
+        saved = _tuples(json.loads(files.read_text(path)))
+    except (ValueError, UnicodeDecodeError) as e:  # a damaged file: truncated, overwritten, not text
+        raise JgenError(f"{path} is damaged (not a JSON config: {str(e).splitlines()[0][:80]}); restore it from a "
+                        "copy or use a fresh --workdir") from None
     if not isinstance(saved, dict):
         raise JgenError(f"{path} does not hold a saved jgen config")
     if saved.get("family") not in base.FAMILIES:

@@ -22,10 +22,33 @@ def _gfile():
     return tf.io.gfile
 
 
+def check_output(path: str, kind: str = "file") -> None:
+    """Raises a one-line JgenError, before any work, when `path` (a local output `kind`: 'file' or 'directory')
+    cannot be written: it exists as the other kind, or its nearest existing ancestor is a file or not
+    writable. URLs are left to the writer."""
+    if is_url(path):
+        return
+    path = os.path.abspath(os.path.expanduser(path))
+    if kind == "file" and os.path.isdir(path):
+        raise JgenError(f"{path} is a directory; give a file name to write")
+    if kind == "directory" and os.path.exists(path) and not os.path.isdir(path):
+        raise JgenError(f"{path} is a file, not a directory")
+    parent = path if kind == "directory" and os.path.isdir(path) else os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise JgenError(f"cannot write {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise JgenError(f"cannot write {path}: {parent} is not writable")
+
+
 def check_workdir(workdir: str) -> None:
-    """Raises a one-line JgenError for a workdir URL whose scheme Orbax (etils.epath) or TensorFlow's gfile
-    does not serve. Nothing is read or written: the check must not wait on a network."""
+    """Raises a one-line JgenError for a local workdir that is a file or cannot be created, or a workdir URL
+    whose scheme Orbax (etils.epath) or TensorFlow's gfile does not serve. Nothing is read or written: the
+    check must not wait on a network."""
     if not is_url(workdir):
+        if os.path.exists(workdir) and not os.path.isdir(workdir):
+            raise JgenError(f"--workdir {workdir} is a file, not a run directory")
         return
     from etils import epath
 

@@ -176,6 +176,7 @@ def train(config, workdir: str) -> str:
     the final grid's path. Config, data and evaluator are checked before anything is written."""
     family: Family = get_family(config.family)
     files.check_workdir(workdir)
+    files.check_output(workdir, "directory")
     mesh = make_mesh()
     ae = None
     if latent.is_latent(config):  # the latents' config and source (encoded and cached on the first start)

@@ -107,3 +107,53 @@ def test_first_minute_says_compiling_and_where_the_grid_goes_without_tensorflow_
     assert lines[-1] == f"jgen: 3 steps done; samples in {grid}" and os.path.exists(grid)
     assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr, proc.stderr[:500]
     assert "1/3" in proc.stderr and "0/3" not in proc.stderr  # the bar starts after the compiled first step
+
+
+def _tree(path) -> dict:
+    """{relative path: (size, mtime)} of every file under `path`: what a refused command must leave as it was."""
+    out = {}
+    for d, _, names in os.walk(path):
+        for n in names:
+            p = os.path.join(d, n)
+            out[os.path.relpath(p, path)] = (os.path.getsize(p), os.path.getmtime(p))
+    return out
+
+
+# every command that opens a run, with the output flag each writes to (None: its output is the workdir's)
+RUN_COMMANDS = {"sample": "--out", "export": "--out", "interpolate": "--out", "eval": "--out",
+                "edit": "--out", "reconstruct": "--out"}
+EXTRA = {"edit": ["--image", "IMAGE"], "reconstruct": [], "export": ["--num", "4", "--out", "EXPORT"]}
+
+
+@pytest.mark.parametrize("command", sorted(RUN_COMMANDS) + ["train"])
+@pytest.mark.parametrize("kind", ["workdir_is_a_file", "output_under_a_file", "damaged_config"])
+def test_wrong_paths_and_damaged_runs_are_one_line_and_touch_nothing(tmp_path, capsys, straight_run, command, kind):
+    """A path of the wrong kind, an output that cannot be written and a damaged config.json: one line, exit 2,
+    before any work, the run's files (checkpoints included) untouched and nothing new written."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(straight_run, run)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    if kind == "damaged_config":
+        (run / "config.json").write_text('{"family": "diffusion", "data": {')
+    before = _tree(tmp_path)
+    workdir = a_file if kind == "workdir_is_a_file" else run
+    paths = {"IMAGE": str(straight_run / "samples" / "final.png"), "EXPORT": str(tmp_path / "exported")}
+    extra = [paths.get(e, e) for e in EXTRA.get(command, [])]
+    if command == "train":
+        args = tiny_train_args(workdir)
+        expect = {"workdir_is_a_file": "is a file, not a run directory", "damaged_config": "is damaged",
+                  "output_under_a_file": "is a file, not a directory"}[kind]
+        if kind == "output_under_a_file":
+            args = tiny_train_args(a_file / "sub")
+    else:
+        args = [command, "--workdir", str(workdir), *extra]
+        if kind == "output_under_a_file":
+            args += [RUN_COMMANDS[command], str(a_file / ("out" if command == "export" else "out.png"))]
+        expect = {"workdir_is_a_file": "is a file, not a run directory", "damaged_config": "is damaged",
+                  "output_under_a_file": "is a file, not a directory"}[kind]
+    _, err = jgen(capsys, *args, code=2)
+    one_line_error(err, expect)
+    assert _tree(tmp_path) == before
