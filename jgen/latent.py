@@ -91,9 +91,12 @@ def image_config(config, ae: Autoencoder):
 
 def planned_config(config, ae_config):
     """What a latents: run's config becomes for an autoencoder of `ae_config` (its latents' side and
-    channels), without a checkpoint: for lowering and memory checks of recipes not trained here."""
+    channels), without a checkpoint: for lowering and memory checks of recipes not trained here. Its
+    samplers do not clip x0 to [-1, 1] (sample.clip=false): unit-variance latents reach +-4."""
     side, _, channels = get_family("autoencoder").latent_shape(ae_config)
-    return _with_data(config, image_size=side, channels=channels, random_flip=False)
+    out = _with_data(config, image_size=side, channels=channels, random_flip=False)
+    out.sample.clip = False
+    return out
 
 
 def _encode_all(ae: Autoencoder, images_source, data, batch: int = 250) -> np.ndarray:

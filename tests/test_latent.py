@@ -48,6 +48,7 @@ def test_cache_is_the_scaled_posterior_mean_of_every_image(ae_run):
     mesh = make_mesh()
     run_config, source, ae = latent.prepare(config, str(ae_run / "unused"), mesh)
     assert (run_config.data.image_size, run_config.data.channels) == (4, 2)
+    assert config.sample.clip and not run_config.sample.clip  # x0 of unit-variance latents is not clipped to +-1
     images = open_source("builtin:mnist5k:train")
     assert len(source) == len(images) == 4500
     idx = np.array([0, 1, 2345, 4499])
