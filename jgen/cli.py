@@ -14,7 +14,8 @@ def _config(spec: str, overrides):
     from jgen.config import apply_overrides, check, load_config
 
     config = apply_overrides(load_config(spec), overrides)
-    check(config)
+    if not config.data.source.startswith("latents:"):  # a latent run is checked at its latents' shape, which
+        check(config)                                   # its autoencoder's config gives (jgen.latent.prepare)
     return config
 
 

@@ -154,10 +154,12 @@ def cached_latents(ae: Autoencoder, config) -> tuple:
     return np.load(array, mmap_mode="r"), np.asarray(info["labels"], np.int32), info["scale"], info["num_classes"]
 
 
-def prepare(config, workdir: str, mesh) -> tuple:
+def prepare(config, workdir: str, mesh, check=lambda c: None) -> tuple:
     """(the run's config, its Source of scaled latents, the autoencoder) for a latents: run; the config's data
     section gets the latents' side, channels, scale and the autoencoder's identity. Refuses, in one line, an
-    autoencoder whose images differ from the config's, and one changed since this workdir's run started."""
+    autoencoder whose images differ from the config's, and one changed since this workdir's run started.
+    check(config) judges the config with the latents' shape (a U-Net's levels fit 7 px, not 28), before
+    anything is encoded."""
     ae_dir, _ = parse(config.data.source)
     ae = open_autoencoder(ae_dir, mesh)
     side, _, channels = ae.family.latent_shape(ae.config)
@@ -165,6 +167,7 @@ def prepare(config, workdir: str, mesh) -> tuple:
     if (d.image_size, d.channels) not in ((a.image_size, a.channels), (side, channels)):
         raise JgenError(f"data.image_size={d.image_size}, data.channels={d.channels} but the autoencoder in {ae_dir} "
                         f"takes {a.image_size}px images of {a.channels} channel(s)")
+    check(planned_config(config, ae.config))
     saved = os.path.join(workdir, "config.json")
     if files.exists(saved):
         before = read_config(saved).data.latent_ae

@@ -180,8 +180,7 @@ def train(config, workdir: str) -> str:
     mesh = make_mesh()
     ae = None
     if latent.is_latent(config):  # the latents' config and source (encoded and cached on the first start)
-        check(config, devices=mesh.devices.size)
-        config, source, ae = latent.prepare(config, workdir, mesh)
+        config, source, ae = latent.prepare(config, workdir, mesh, lambda c: check(c, devices=mesh.devices.size))
     else:
         source = open_source(config.data.source, config.data.data_dir)
     check(config, devices=mesh.devices.size, num_classes=source.num_classes)

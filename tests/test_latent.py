@@ -121,7 +121,10 @@ def test_bad_latent_sources(ae_run, tmp_path, capsys):
     shutil.copy(ae_run / "ae" / "config.json", tmp_path / "empty_ae" / "config.json")
     cases = [(f"latents:{tmp_path / 'nothing'}", [], "is not a jgen run directory"),
              (f"latents:{tmp_path / 'empty_ae'}", [], "has no checkpoint: train it first"),
-             (f"latents:{ae_run / 'ae'}", ["data.image_size=16"], "takes 8px images of 1 channel(s)")]
+             (f"latents:{ae_run / 'ae'}", ["data.image_size=16"], "takes 8px images of 1 channel(s)"),
+             # judged at the latents' side (4), not the images' (8)
+             (f"latents:{ae_run / 'ae'}", ["model.arch=unet", "model.ch_mult=(1,2,2,2)"],
+              "data.image_size=4 must be divisible by 2^3=8")]
     for source, extra, message in cases:
         args = _args(FLOW_RECIPE, tmp_path / "w", DIT_TINY + [f"data.source={source}", "data.image_size=8", *extra])
         _, err = jgen(capsys, *args, code=2)
