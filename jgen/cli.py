@@ -14,8 +14,9 @@ def _config(spec: str, overrides):
     from jgen.config import apply_overrides, check, load_config
 
     config = apply_overrides(load_config(spec), overrides)
-    if not config.data.source.startswith("latents:"):  # a latent run is checked at its latents' shape, which
-        check(config)                                   # its autoencoder's config gives (jgen.latent.prepare)
+    # a latent diffusion run is checked at its latents' shape, which its autoencoder gives (jgen.latent.prepare)
+    if not (config.data.source.startswith("latents:") and config.get("family") == "diffusion"):
+        check(config)
     return config
 
 

@@ -187,3 +187,11 @@ def test_config_imports_no_framework():
             "('jax', 'flax', 'tensorflow', 'numpy') or m.startswith(('jgen.nn', 'jgen.train', 'jgen.families'))]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_config_reference_is_current():
+    """docs/config.md is generated from base.py and rules.py; regenerate it when a key changes."""
+    from jgen.configs.reference import markdown
+
+    with open(os.path.join(ROOT, "docs", "config.md")) as f:
+        assert f.read() == markdown(), "docs/config.md is stale: python -m jgen.configs.reference > docs/config.md"

@@ -11,6 +11,6 @@ key accepts (jgen.config.check).
 import os
 import pkgutil
 
-# every module in this folder but base.py (and rules.py) is a recipe
+# every module in this folder but base.py, rules.py and reference.py is a recipe
 RECIPES = tuple(sorted(m.name for m in pkgutil.iter_modules([os.path.dirname(__file__)])
-                       if m.name not in ("base", "rules")))
+                       if m.name not in ("base", "rules", "reference")))
