@@ -30,6 +30,7 @@ from jgen.data.pipeline import images_at
 from jgen.data.sources import Source, open_source, with_split
 from jgen.errors import JgenError
 from jgen.families import get_family
+from jgen.sharding import any_process
 from jgen.train import checkpoint
 
 PREFIX = "latents:"
@@ -133,12 +134,12 @@ def cached_latents(ae: Autoencoder, config) -> tuple:
     root = os.path.expanduser(config.data.latent_cache or DEFAULT_CACHE)
     array, meta = os.path.join(root, name + ".npy"), os.path.join(root, name + ".json")
     shape = (len(source),) + ae.family.latent_shape(ae.config)
-    if not os.path.exists(meta):
+    if any_process(not os.path.exists(meta)):  # encoding gathers over every process: all encode, or none
         os.makedirs(root, exist_ok=True)
         need, free = 4 * int(np.prod(shape)), shutil.disk_usage(root).free
-        if need > 0.9 * free:
-            raise JgenError(f"the latents of {len(source)} images need {need / 2 ** 30:.2f} GiB in {root}, "
-                            f"which has {free / 2 ** 30:.2f} GiB free: set data.latent_cache to a larger disk")
+        if any_process(need > 0.9 * free):
+            raise JgenError(f"the latents of {len(source)} images need {need / 2 ** 30:.2f} GiB in {root} on every "
+                            f"host ({free / 2 ** 30:.2f} GiB free on this one): set data.latent_cache to a larger disk")
         latents = _encode_all(ae, source, img.data)
         labels = source.labels(len(source))
         np.save(array + ".tmp.npy", latents)

@@ -137,3 +137,15 @@ def test_bad_latent_sources(ae_run, tmp_path, capsys):
     _, err = jgen(capsys, *_args(FLOW_RECIPE, tmp_path / "w", DIT_TINY + [f"data.source=latents:{gan}"]), code=2)
     one_line_error(err, "that is a gan run, not an autoencoder run")
     assert not (tmp_path / "w").exists()
+
+
+def test_a_cache_that_would_not_fit_is_one_line_and_writes_nothing(ae_run, tmp_path, capsys, monkeypatch):
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(latent.shutil, "disk_usage", lambda path: usage(10 ** 6, 10 ** 6 - 1000, 1000))
+    args = _args(FLOW_RECIPE, tmp_path / "w", DIT_TINY + [f"data.source=latents:{ae_run / 'ae'}", "data.image_size=8",
+                                                         f"data.latent_cache={tmp_path / 'cache'}"])
+    _, err = jgen(capsys, *args, code=2)
+    one_line_error(err, "set data.latent_cache to a larger disk")
+    assert not (tmp_path / "w").exists() and not os.listdir(tmp_path / "cache")

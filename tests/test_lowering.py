@@ -29,7 +29,7 @@ from jgen.sharding import make_mesh
 from jgen.train.step import state_shapes, train_step
 
 RECIPES = ["ddpm_mnist5k", "dcgan_mnist5k", "betavae_mnist5k", "ddpm_cifar10", "dcgan_cifar10", "betavae_celeba64",
-           "dcgan_celeba64", "edm_mnist5k", "stylegan2_celeba64", "ae_celeba64"]
+           "dcgan_celeba64", "edm_mnist5k", "stylegan2_celeba64", "ae_mnist5k"]
 # latent runs' steps, on their autoencoder recipe's latents (planned: no checkpoint needed)
 LATENT = ["ldm_celeba64", "ldm_lsun256"]
 # EDM: c_in scaling and Heun's corrector; the DiT's own test is below. StyleGAN2's step holds R1 and the
