@@ -168,7 +168,8 @@ def prepare(config, workdir: str, mesh, check=lambda c: None) -> tuple:
     if (d.image_size, d.channels) not in ((a.image_size, a.channels), (side, channels)):
         raise JgenError(f"data.image_size={d.image_size}, data.channels={d.channels} but the autoencoder in {ae_dir} "
                         f"takes {a.image_size}px images of {a.channels} channel(s)")
-    check(planned_config(config, ae.config))
+    planned = planned_config(config, ae.config)
+    check(planned)
     saved = os.path.join(workdir, "config.json")
     if files.exists(saved):
         before = read_config(saved).data.latent_ae
@@ -178,7 +179,7 @@ def prepare(config, workdir: str, mesh, check=lambda c: None) -> tuple:
     latents, labels, scale, num_classes = cached_latents(ae, config)
     if d.latent_scale > 0 and abs(d.latent_scale - scale) > 1e-6 * scale:
         raise JgenError(f"data.latent_scale={d.latent_scale} but the cache of {ae_dir}'s latents measures {scale}")
-    config = _with_data(planned_config(config, ae.config), latent_scale=scale, latent_ae=ae.ident)
+    config = _with_data(planned, latent_scale=scale, latent_ae=ae.ident)
     source = Source(lambda i: (np.asarray(latents[i], np.float32) * np.float32(scale), int(labels[i])), len(labels),
                     num_classes, config.data.source, ready=True)
     return config, source, ae

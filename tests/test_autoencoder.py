@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import serialization
 
 from helpers import jgen, one_line_error
 from jgen.config import apply_overrides, load_config
@@ -19,7 +18,7 @@ from jgen.errors import JgenError
 from jgen.families import autoencoder as A
 from jgen.families.gan import disc_loss, gen_loss_of
 from jgen.families.vae import kl_normal
-from jgen.nn.classifier import Classifier
+from jgen.nn.classifier import Classifier, save_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "configs", "ae_mnist5k.py")
@@ -106,12 +105,8 @@ def test_shapes_and_psnr(tiny):
 
 def _write_classifier(path, side=8):
     """A random `jgen train-classifier` directory (the weights file format of jgen.nn.classifier)."""
-    os.makedirs(path, exist_ok=True)
     params = Classifier(10).init(jax.random.PRNGKey(3), jnp.zeros((1, side, side, 1)))["params"]
-    with open(os.path.join(path, "classifier.msgpack"), "wb") as f:
-        f.write(serialization.to_bytes(params))
-    with open(os.path.join(path, "classifier.json"), "w") as f:
-        json.dump({"num_classes": 10, "image_size": side, "channels": 1}, f)
+    save_classifier(path, params, {"num_classes": 10, "image_size": side, "channels": 1})
     return params
 
 

@@ -123,6 +123,18 @@ def _level(m, levels):
     return int(m[2]) if m[1] == "down" else levels - 1 - int(m[2])
 
 
+def to_jgen_layout(value: np.ndarray, shape: tuple, key: str, name: str) -> np.ndarray:
+    """A PyTorch tensor in jgen's layout for a parameter of `shape`: OIHW convolutions -> HWIO, Linear and 1x1
+    convolutions -> Dense [in, out]; one line naming both when the shapes still differ."""
+    if value.ndim == 4 and len(shape) == 4:
+        value = value.transpose(2, 3, 1, 0)
+    elif value.ndim in (2, 4) and len(shape) == 2:
+        value = value.reshape(value.shape[:2]).T
+    if value.shape != tuple(shape):
+        raise JgenError(f"'{key}' has shape {value.shape}, jgen's {name} needs {tuple(shape)}")
+    return value
+
+
 def params_from_diffusers(state: dict, like) -> dict:
     """The state dict converted into the structure of `like` (jgen UNet params or their shapes)."""
     levels = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("down_blocks."))
@@ -135,13 +147,7 @@ def params_from_diffusers(state: dict, like) -> dict:
         if target is None:
             raise JgenError(f"'{key}' has no place in this U-Net: check the config (channels, levels, attention)")
         name = "bias" if kind == "bias" else ("scale" if "scale" in target else "kernel")
-        shape = tuple(target[name].shape)
-        if value.ndim == 4 and len(shape) == 4:
-            value = value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-        elif value.ndim in (2, 4) and len(shape) == 2:
-            value = value.reshape(value.shape[:2]).T  # Linear or 1x1 conv -> Dense [in, out]
-        if value.shape != shape:
-            raise JgenError(f"'{key}' has shape {value.shape}, jgen's {'/'.join(mods)}.{name} needs {shape}")
+        value = to_jgen_layout(value, target[name].shape, key, f"{'/'.join(mods)}.{name}")
         node = out
         for mod in mods:
             node = node.setdefault(mod, {})

@@ -1,7 +1,7 @@
 """Pretrained KL autoencoders in the layout of diffusers' AutoencoderKL (Stable Diffusion's VAE and its kin)
 -> jgen's (jgen.nn.autoencoder), whose module names follow diffusers': `encoder.down_blocks.0.resnets.1.norm1.weight`
 is `encoder/down_blocks_0/resnets_1/norm1/scale`. Only tensor layouts change (OIHW -> HWIO, Linear and 1x1
-convolutions -> Dense [in, out]); the old attention names (query, key, value, proj_attn) of checkpoints
+convolutions -> Dense [in, out], jgen.diffusion.pretrained.to_jgen_layout); the old attention names (query, key, value, proj_attn) of checkpoints
 converted from CompVis's are accepted too. Files are read as jgen.diffusion.pretrained reads a U-Net's.
 """
 
@@ -10,6 +10,7 @@ import re
 import jax.numpy as jnp
 from flax.traverse_util import flatten_dict, unflatten_dict
 
+from jgen.diffusion.pretrained import to_jgen_layout
 from jgen.errors import JgenError
 
 _OLD_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out_0"}
@@ -60,14 +61,7 @@ def ae_params_from_diffusers(state: dict, like) -> dict:
             name = f"{module}/kernel"
         if name not in want:
             raise JgenError(f"'{key}' has no place in this autoencoder: check the config (widths, levels, blocks)")
-        shape = tuple(want[name].shape)
-        if value.ndim == 4 and len(shape) == 4:
-            value = value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-        elif value.ndim in (2, 4) and len(shape) == 2:
-            value = value.reshape(value.shape[:2]).T  # Linear or 1x1 conv -> Dense [in, out]
-        if value.shape != shape:
-            raise JgenError(f"'{key}' has shape {value.shape}; jgen's {name} needs {shape}")
-        out[name] = jnp.asarray(value)
+        out[name] = jnp.asarray(to_jgen_layout(value, want[name].shape, key, name))
     missing = sorted(set(want) - set(out))
     if missing:
         raise JgenError(f"the weights lack {len(missing)} of the autoencoder's tensors, e.g. {missing[0]}")

@@ -6,7 +6,6 @@ between the 128-d features of a classifier trained on that dataset rank generato
 named `*_classifier`, never FID.
 """
 
-import json
 import os
 from functools import partial
 
@@ -15,12 +14,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import serialization
 from tqdm import tqdm
 
 from jgen.errors import JgenError
 
-from jgen.nn.classifier import FEATURES, Classifier, load_classifier  # noqa: F401 (the network and its file)
+from jgen.nn.classifier import FEATURES, Classifier, load_classifier, save_classifier  # noqa: F401
 
 
 def _data_config(image_size, channels, crop=0):
@@ -62,11 +60,7 @@ def train_classifier(source_spec: str, out_dir: str, image_size: int, channels: 
                     num_test=len(labels))
     except JgenError as e:
         meta.update(test_accuracy=None, test_note=str(e))
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "classifier.msgpack"), "wb") as f:
-        f.write(serialization.to_bytes(jax.device_get(params)))
-    with open(os.path.join(out_dir, "classifier.json"), "w") as f:
-        json.dump(meta, f, indent=1)
+    save_classifier(out_dir, params, meta)
     return meta
 
 

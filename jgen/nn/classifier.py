@@ -45,3 +45,13 @@ def load_classifier(path: str):
         except (ValueError, KeyError) as e:
             raise JgenError(f"{weights} does not hold this classifier's weights: {e}") from None
     return model, params, meta
+
+
+def save_classifier(path: str, params, meta: dict) -> None:
+    """Writes PATH/classifier.msgpack (params) and PATH/classifier.json (meta: num_classes, image_size,
+    channels and any notes), the directory `load_classifier` reads."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "classifier.msgpack"), "wb") as f:
+        f.write(serialization.to_bytes(jax.device_get(params)))
+    with open(os.path.join(path, "classifier.json"), "w") as f:
+        json.dump(meta, f, indent=1)
