@@ -105,37 +105,27 @@ def table(summary, variants):
 
 
 def chart(summary, variants, path):
-    """Bars of train and sampling throughput relative to torch eager, one group per case (PIL only)."""
-    from PIL import Image, ImageDraw
+    """Train and sampling throughput relative to torch eager: one row per case and measure, one horizontal
+    bar per other variant, parity at 1.0, legend and footnote below (benchmarks/charts.py)."""
+    if ROOT not in sys.path:  # run as a script, benchmarks/ is on the path but not the repository
+        sys.path.insert(0, ROOT)
+    from benchmarks.charts import date, machine, ratio_chart
 
-    names = [name(*v) for v in variants]
-    colors = {"jgen f32": (31, 119, 180), "jgen bf16": (174, 199, 232), "torch eager": (214, 39, 40),
-              "torch.compile": (255, 152, 150), "jgen loop": (44, 160, 44)}
-    groups = [(f"{f} {c} b{b}", key, vs) for (f, c, b), vs in summary.items() for key in ("train_img_s", "sample_img_s")]
-    bar, gap, h, top = 14, 30, 300, 40
-    width = 60 + len(groups) * (len(names) * bar + gap)
-    img = Image.new("RGB", (width, h + top + 120), "white")
-    d = ImageDraw.Draw(img)
-    vmax = max([vs.get(n, {}).get(key, 0) / vs["torch eager"][key] for _, key, vs in groups for n in names
-                if "torch eager" in vs] + [1.0])
-    y0 = top + h
-    d.line([(50, y0 - h / vmax), (width, y0 - h / vmax)], fill=(150, 150, 150))
-    d.text((5, y0 - h / vmax - 6), "1.0x", fill="black")
-    d.text((50, 5), "throughput relative to torch eager (higher is better)", fill="black")
-    x = 60
-    for label, key, vs in groups:
-        for n in names:
-            if key in vs.get(n, {}) and "torch eager" in vs:
-                r = vs[n][key] / vs["torch eager"][key]
-                d.rectangle([x, y0 - h * r / vmax, x + bar - 2, y0], fill=colors[n])
-            x += bar
-        d.text((x - len(names) * bar, y0 + 5), label.replace(" ", "\n") + ("\ntrain" if key == "train_img_s" else "\nsample"),
-               fill="black")
-        x += gap
-    for i, n in enumerate(names):
-        d.rectangle([width - 130, 10 + 14 * i, width - 120, 20 + 14 * i], fill=colors[n])
-        d.text((width - 115, 8 + 14 * i), n, fill="black")
-    img.save(path)
+    names = [n for n in (name(*v) for v in variants) if n != "torch eager"
+             and any(key in vs.get(n, {}) for vs in summary.values() for key in ("train_img_s", "sample_img_s"))]
+    labels, series = [], {f"{n} / torch eager": [] for n in names}
+    for (family, config, batch), vs in summary.items():
+        for key, measure in (("train_img_s", "training"), ("sample_img_s", "sampling")):
+            labels.append(f"{family} {config} b{batch}, {measure}")
+            base = vs.get("torch eager", {}).get(key)
+            for n in names:
+                x = vs.get(n, {}).get(key)
+                series[f"{n} / torch eager"].append(x / base if x and base else None)
+    stem = os.path.basename(path)
+    ratio_chart(labels, series, "images per second relative to torch eager (above 1: faster)",
+                "Training and sampling throughput relative to torch eager",
+                f"{machine(stem)}, {date(stem)}; {os.path.splitext(stem)[0]}.json (python benchmarks/run.py), medians "
+                "over rounds. n/a: not measured or failed.", path)
 
 
 def main():

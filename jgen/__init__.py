@@ -10,6 +10,7 @@ The public surface, loaded on first use (`import jgen` itself imports neither JA
   jgen.fit, jgen.open_run, jgen.Run                    train a config in a workdir (jgen.run.train; the name
                                                        jgen.train is the trainer's package); open a run
   jgen.Cond, jgen.get_family                           conditions; the family modules (jgen.families)
+  jgen.JgenError                                       what a bad config, path or input raises (the CLI's one line)
   jgen.process, jgen.samplers                          x_t = alpha x_0 + sigma eps and the samplers,
                                                        functions of any model_fn(x_t, t) -> (x0, eps)
   jgen.metrics, jgen.evaluate                          FID, KID, IS, precision/recall; the evaluator
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 _NAMES = {"load_config": "jgen.config", "apply_overrides": "jgen.config", "check": "jgen.config",
           "fit": "jgen.run", "open_run": "jgen.run", "Run": "jgen.run", "Cond": "jgen.families.base",
-          "get_family": "jgen.families"}
+          "get_family": "jgen.families", "JgenError": "jgen.errors"}
 _MODULES = {"process": "jgen.diffusion.process", "samplers": "jgen.diffusion.samplers",
             "metrics": "jgen.eval.metrics", "evaluate": "jgen.eval.evaluate"}
 __all__ = sorted(_NAMES) + sorted(_MODULES) + ["__version__"]

@@ -122,10 +122,11 @@ class Run:
         return self.jit("decode", self._decoded(partial(self.family.decode, self.config)))(self._with_autoencoder(self.variables(ema)), z)
 
 
-def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
+def open_run(workdir: str = "", weights: str = "", config=None, family=None) -> Run:
     """The newest good checkpoint of a `jgen train` workdir, or pretrained weights (diffusers'
     UNet2DModel layout) with `config` (a checked diffusion config) for schedule, sampler and data;
-    their outputs default to runs/pretrained-<name>."""
+    their outputs default to runs/pretrained-<name>. `family`: the family object a run was trained
+    with through `train(..., family=)` (default: config.family's module)."""
     if bool(weights) == bool(workdir):
         raise JgenError("give either --workdir DIR (a `jgen train` run) or --weights PATH (pretrained)")
     mesh = make_mesh()
@@ -146,7 +147,7 @@ def open_run(workdir: str = "", weights: str = "", config=None) -> Run:
         raise JgenError(f"{workdir} is not a jgen run directory (no config.json): train first")
     config = read_config(path)
     check_hardware(config, mesh.devices.flat)
-    family = get_family(config.family)
+    family = family or get_family(config.family)
     ae = None
     if latent.is_latent(config):
         ae = latent.open_autoencoder(latent.parse(config.data.source)[0], mesh)
@@ -171,10 +172,15 @@ def _init_or_restore(family, config, mesh, workdir: str):
     return mgr, checkpoint.restore_latest(family, config, mesh, mgr, quarantine=True), True
 
 
-def train(config, workdir: str) -> str:
+def train(config, workdir: str, family=None) -> str:
     """Trains config.train.steps steps in `workdir`, resuming from its newest good checkpoint; returns
-    the final grid's path. Config, data and evaluator are checked before anything is written."""
-    family: Family = get_family(config.family)
+    the final grid's path. Config, data and evaluator are checked before anything is written.
+
+    `family`: any object with the functions of jgen.families.base.Family (a module, a class instance),
+    trained in place of config.family's module; the config still holds a jgen family's keys, which
+    the trainer, data and optimisers read (docs/tutorials/new_family.md). Open such a run with
+    open_run(workdir, family=...)."""
+    family: Family = family or get_family(config.family)
     files.check_workdir(workdir)
     files.check_output(workdir, "directory")
     mesh = make_mesh()

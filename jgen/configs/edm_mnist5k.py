@@ -2,7 +2,7 @@
 preconditioned network F (c_skip, c_out, c_in, c_noise of Table 1, sigma_data = 0.5) with lambda(sigma)
 weighting, on the DDPM main job's narrow U-Net, sampled by Heun (Algorithm 1) on the rho = 7 grid.
 Measured with benchmarks/recipes.py on 2 cores (2026-12-06): 4.35x the floor at 8,000 steps, 0.64
-called with p >= 0.9 (one seed; README, the recipe table). Untuned: the DDPM main job's rate, EMA and
+called with p >= 0.9 (one seed; docs/results.md, the recipe table). Untuned: the DDPM main job's rate, EMA and
 batch, sigma_data 0.5."""
 
 from jgen.configs import base

@@ -40,6 +40,8 @@ class Extractor:
 
 
 def inception_extractor(path: str = "", batch: int = 50) -> Extractor:
+    """The FID Inception-v3 (pytorch-fid's and TF-GAN's 2015-12-05 graph) from its weights at `path`:
+    2048-d pool features and 1008 logits (jgen.eval.inception); `path` as inception.load_params takes it."""
     from jgen.eval import inception
 
     params = inception.load_params(path)
@@ -49,11 +51,11 @@ def inception_extractor(path: str = "", batch: int = 50) -> Extractor:
 
 
 def classifier_extractor(path: str, image_size: int, channels: int, batch: int = 500) -> Extractor:
-    from jgen.eval.classifier import load_classifier
-
     """The classifier's penultimate features. A run of another side (StyleGAN2's 32 px on the 28 px
     digits) is resized to the classifier's side (bilinear, antialiased) before it, its real images too,
     so both pass the same resize; the floor to compare with is then measured on that run (--real)."""
+    from jgen.eval.classifier import load_classifier
+
     model, params, meta = load_classifier(path)
     side = meta["image_size"]
     if meta["channels"] != channels:

@@ -42,6 +42,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 
 def fid_from_features(features1, features2) -> float:
+    """FID (Heusel et al. 2017, eq. 6): the Frechet distance of Gaussians fitted to two [N, D] feature sets."""
     return frechet_distance(*gaussian_stats(features1), *gaussian_stats(features2))
 
 
