@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from helpers import ROOT, free_port, jgen, multiprocess_env, one_line_error, random_variables, run_jgen, tiny_gan_args
 from jgen.data.pipeline import images_at, uniform_subset
@@ -28,6 +29,7 @@ def test_extract_pads_the_last_batch_and_equals_one_call():
     np.testing.assert_allclose(logits, direct["logits"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.long
 def test_classifier_eval_on_8_devices_matches_1_and_the_trainer_logs_it(tmp_path, capsys):
     cls, run, cache = tmp_path / "cls", tmp_path / "run", tmp_path / "cache"
     proc = run_jgen(["train-classifier", "--image-size", "8", "--steps", "60", "--batch-size", "32",

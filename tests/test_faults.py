@@ -9,6 +9,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from helpers import (MNIST_CONFIG, ROOT, STRAIGHT, TINY, all_leaves, assert_same, cli_env, final_state, free_port,
                      jgen, leaves, multiprocess_env, one_line_error, release, run_jgen, spawn_held, state_at,
@@ -67,33 +68,6 @@ def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path,
     assert '"skipped_steps": 1.0' in logged[3] and '"skipped_steps": 3.0' in logged[5]  # steps 4 and 6
 
 
-def test_two_processes_then_one_device(tmp_path, capsys, straight_run):
-    """Steps 1-2 by two processes of 4 CPU devices each (8 devices; JAX's gloo collectives over
-    localhost), steps 3-4 restored onto 1 device: the one-device trajectory at step 2 and at step 4.
-    Only process 0 writes logs and grids. (Restoring onto another multi-device mesh is the same
-    replicated restore; a third leg on 4 devices cost CI a minute and showed nothing new.)"""
-    workdir = tmp_path / "moved"
-    port = free_port()
-    args = tiny_train_args(workdir, "train.steps=2", "train.ckpt_every=2", "train.keep_checkpoints=5")
-    procs = [subprocess.Popen([sys.executable, "-m", "jgen.cli", *args, "--coordinator", f"localhost:{port}",
-                               "--num-processes", "2", "--process-id", str(i)], cwd=ROOT, env=multiprocess_env(4),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
-    assert "2 steps done" in outs[0][0] and "steps done" not in outs[1][0]
-    assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 2
-    assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)
-
-    out, _ = jgen(capsys, *tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2"))
-    assert "at step 2" in out and "4 steps done" in out
-    a = final_state(workdir)
-    assert_same(a, state_at(straight_run, 4), tol=1e-5)
-    config = read_config(os.path.join(workdir, "config.json"))  # the runs really trained
-    init = init_state(get_family(config.family), config, jax.random.PRNGKey(config.seed))
-    assert max(np.max(np.abs(x - y)) for x, y in zip(leaves(a.params), leaves(init.params))) > 1e-3
-
-
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
     """Files capped at 50 kB after checkpoint 2 (RLIMIT_FSIZE: writes fail as on a full disk): the save of
     checkpoint 4 fails, the run stops with one line naming checkpoint 2, which is intact."""
@@ -114,10 +88,11 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
     assert_same(state_at(workdir, 2), state_at(straight_run, 2))  # intact: a re-run resumes from it
 
 
-def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, capsys, straight_run):
-    """Two processes (4 CPU devices each); SIGTERM reaches process 1 only, as a pod's hosts see a
-    preemption at different times. They agree on the stop at the next log step, both save that same
-    step and exit 0; one process then resumes onto the one-device trajectory."""
+def test_two_processes_train_as_one_and_a_sigterm_to_one_stops_both(tmp_path, capsys, straight_run):
+    """Two processes of 4 CPU devices each (8 devices; JAX's gloo collectives over localhost) train on the
+    one-device trajectory (checkpoint 2), and only process 0 logs. SIGTERM then reaches process 1 only,
+    as a pod's hosts see a preemption at different times: they agree on the stop at the next log step,
+    both save that same step and exit 0; one process on one device resumes onto the trajectory."""
     import re
     import signal
     import time
@@ -140,9 +115,16 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, capsys, st
         saved += [int(s) for s in re.findall(r"stop requested; saved step (\d+)", out)]
     assert len(saved) == 2 and saved[0] == saved[1] and 2 <= saved[0] < 6, saved
     assert checkpoint.manager(str(workdir), create=False).latest_step() == saved[0]
+    logged = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, saved[0] + 1)), logged  # process 0's lines only, once each
+    assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)  # two processes == one device
     out, _ = jgen(capsys, *tiny_train_args(workdir, *STRAIGHT))
     assert f"at step {saved[0]}" in out and "6 steps done" in out
-    assert_same(final_state(workdir), state_at(straight_run, 6), tol=1e-5)
+    a = final_state(workdir)
+    assert_same(a, state_at(straight_run, 6), tol=1e-5)
+    config = read_config(os.path.join(workdir, "config.json"))  # the runs really trained
+    init = init_state(get_family(config.family), config, jax.random.PRNGKey(config.seed))
+    assert max(np.max(np.abs(x - y)) for x, y in zip(leaves(a.params), leaves(init.params))) > 1e-3
 
 
 FSDP_TINY = ["train.param_sharding=fsdp", "train.fsdp_min_size=64"]  # the tiny model's leaves are small
@@ -161,6 +143,7 @@ runpy.run_path("benchmarks/fsdp_memory.py", run_name="__main__")
 """
 
 
+@pytest.mark.long
 def test_fsdp_on_8_devices_equals_1_and_restores_onto_1_and_4(tmp_path, capsys, straight_run):
     """Parameters, EMA and Adam moments split over 8 devices (XLA gathers them per layer): 4 steps land on
     the one-device trajectory; checkpoint 4 restores onto 1 device here, and a replicated run on 4

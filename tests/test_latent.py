@@ -63,6 +63,7 @@ def test_cache_is_the_scaled_posterior_mean_of_every_image(ae_run):
     assert [source[int(i)][1] for i in idx] == [images[int(i)][1] for i in idx]
 
 
+@pytest.mark.long
 def test_killed_latent_run_resumes_bit_exact(ae_run, tmp_path, capsys, jgen_env):
     steps = ["train.steps=8", "train.ckpt_every=3"]
     jgen(capsys, *latent_args(ae_run, tmp_path / "straight", *steps))
@@ -77,6 +78,7 @@ def test_killed_latent_run_resumes_bit_exact(ae_run, tmp_path, capsys, jgen_env)
     assert_same(final_state(tmp_path / "straight"), final_state(tmp_path / "cut"))
 
 
+@pytest.mark.long
 def test_two_processes_train_as_one(ae_run, tmp_path, capsys):
     """Each process encodes every other image and reads its rows of each batch: the same trajectory as one
     process on one device (its own cache files, gathered from both)."""
