@@ -35,10 +35,10 @@ OUT = os.path.join(ROOT, "docs", "img")
 DATE = r"\d{4}-\d{2}-\d{2}"
 # Rows without a train.steps override or an "_Nk" in their name: ddpm_mnist5k's default then, from the
 # recipe's history (git log configs/ddpm_mnist5k.py): 2,000 steps until e9863fb, 10,000 until 3917505,
-# then 13,000 (README's recipe table gives the same three)
+# then 13,000 (docs/results.md's recipe table gives the same three)
 RECIPE_STEPS = {"default": 2000, "ddpm_mnist5k, new default (README main command)": 10000,
                 "ddpm_mnist5k main command (clean clone)": 13000}
-SAMPLERS = {"ddim": "DDIM", "euler": "Euler", "dpmpp2m": "DPM-Solver++(2M)", "heun": "Heun (2 calls a step)"}
+SAMPLERS = {"ddim": "DDIM", "euler": "Euler", "dpmpp2m": "DPM-Solver++(2M)", "heun": "Heun (2 calls a step but the last)"}
 
 
 def machine(filename):

@@ -1,5 +1,6 @@
 """FID (classifier features) against model evaluations, per sampler and process: each trained run
-(--run LABEL=WORKDIR, repeatable) sampled by Euler (DDIM with eta 0), Heun (2 steps - 1 evaluations)
+(--run LABEL=WORKDIR, repeatable) sampled by Euler (DDIM with eta 0), Heun (about 2 evaluations a step;
+samplers.model_calls counts them on the run's grid)
 and DPM-Solver++(2M) at about 10, 20, 50 and 100 evaluations, plus the floor (a uniform subset of real
 training digits of the same size). Same sample count, same reference (a uniform subset of the test
 split) and same seed for every row; a table and a chart (FID against evaluations, one line per run and
@@ -20,9 +21,17 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.timing import write_results  # noqa: E402
 
-ROWS = [("euler", 10, 10), ("euler", 20, 20), ("euler", 50, 50), ("euler", 100, 100),
-        ("dpmpp2m", 10, 10), ("dpmpp2m", 20, 20), ("dpmpp2m", 50, 50), ("dpmpp2m", 100, 100),
-        ("heun", 5, 9), ("heun", 10, 19), ("heun", 25, 49), ("heun", 50, 99)]  # (sampler, steps, evaluations)
+ROWS = [("euler", 10), ("euler", 20), ("euler", 50), ("euler", 100), ("dpmpp2m", 10), ("dpmpp2m", 20),
+        ("dpmpp2m", 50), ("dpmpp2m", 100), ("heun", 5), ("heun", 10), ("heun", 25), ("heun", 50)]  # (sampler, steps)
+
+
+def evaluations(workdir: str, sampler: str, steps: int) -> int:
+    """Model calls per sample of `sampler` at `steps` on the run's process and grid (jgen.diffusion.samplers)."""
+    from jgen.config import read_config
+    from jgen.diffusion import process, samplers
+
+    proc = process.from_config(read_config(os.path.join(workdir, "config.json")).diffusion)
+    return samplers.model_calls(proc, sampler, samplers.sampler_path(proc, sampler, steps))
 
 
 def jgen(*args):
@@ -75,8 +84,8 @@ def main():
     for label, workdir in runs:
         common = ["--workdir", workdir, "--num", a.num, "--extractor", "classifier", "--classifier", a.classifier,
                   "--metrics", "fid", "--cache-dir", os.path.join(workdir, "eval", "cache")]
-        todo = [r for r in ROWS if r[0] in a.samplers.split(",")] + ([("real", 0, 0)] if floor is None else [])
-        for sampler, steps, nfe in todo:
+        todo = [r for r in ROWS if r[0] in a.samplers.split(",")] + ([("real", 0)] if floor is None else [])
+        for sampler, steps in todo:
             out = os.path.join(workdir, "eval", f"samplers_{sampler}_{steps}_{a.num}.json")
             extra = ["--real", "train"] if steps == 0 else ["--sampler", sampler, "--steps", steps]
             start = time.time()
@@ -87,7 +96,8 @@ def main():
             if steps == 0:
                 floor = fid
                 continue
-            rows.append(dict(run=label, sampler=sampler, steps=steps, evaluations=nfe, fid_classifier=fid,
+            rows.append(dict(run=label, sampler=sampler, steps=steps, evaluations=evaluations(workdir, sampler, steps),
+                             fid_classifier=fid,
                              seconds=report.get("seconds", {}).get("sampling", round(time.time() - start, 1))))
             print(rows[-1], flush=True)
     lines = ["| run | sampler | steps | model evaluations | FID (classifier features) | / same sampler at ~100 |",

@@ -12,7 +12,9 @@ from helpers import (assert_same, final_state, jgen, one_line_error, release, sp
 import numpy as np
 
 
-# kill -9 of the same loop is covered for the GAN family in test_family_train.py
+# kill -9 of the same loop is covered for the GAN family in test_family_train.py; in CI, SIGTERM by the
+# two-process test of test_faults.py (to 1e-5): this one-process, bit-exact case is a long check
+@pytest.mark.long
 @pytest.mark.parametrize("how", [signal.SIGTERM])
 def test_resume_after_interruption_is_bit_exact(tmp_path, capsys, jgen_env, how, straight_run):
     """6 steps straight == 3 steps, interrupted (kill -9, or SIGTERM), resumed for 3 more."""
