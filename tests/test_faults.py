@@ -90,7 +90,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
 
 def test_two_processes_train_as_one_and_a_sigterm_to_one_stops_both(tmp_path, capsys, straight_run):
     """Two processes of 4 CPU devices each (8 devices; JAX's gloo collectives over localhost) train on the
-    one-device trajectory (checkpoint 2), and only process 0 logs. SIGTERM then reaches process 1 only,
+    one-device trajectory (checkpoint 2), draw a grid together, and only process 0 logs. SIGTERM then reaches process 1 only,
     as a pod's hosts see a preemption at different times: they agree on the stop at the next log step,
     both save that same step and exit 0; one process on one device resumes onto the trajectory."""
     import re
@@ -99,7 +99,8 @@ def test_two_processes_train_as_one_and_a_sigterm_to_one_stops_both(tmp_path, ca
 
     workdir = tmp_path / "preempted"
     port = free_port()
-    args = tiny_train_args(workdir, *STRAIGHT, "train.log_every=1")
+    # a grid at step 2: the sampler runs across both processes and gathers to process 0, which writes it
+    args = tiny_train_args(workdir, *STRAIGHT, "train.log_every=1", "train.sample_every=2")
     # both processes wait after step 3 until the signal has been sent
     procs = [spawn_held([*args, "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
                         multiprocess_env(4), 3, tmp_path / "signalled") for i in range(2)]
@@ -117,6 +118,7 @@ def test_two_processes_train_as_one_and_a_sigterm_to_one_stops_both(tmp_path, ca
     assert checkpoint.manager(str(workdir), create=False).latest_step() == saved[0]
     logged = [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert logged == list(range(1, saved[0] + 1)), logged  # process 0's lines only, once each
+    assert "step_0000002.png" in os.listdir(workdir / "samples")
     assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)  # two processes == one device
     out, _ = jgen(capsys, *tiny_train_args(workdir, *STRAIGHT))
     assert f"at step {saved[0]}" in out and "6 steps done" in out
@@ -128,6 +130,14 @@ def test_two_processes_train_as_one_and_a_sigterm_to_one_stops_both(tmp_path, ca
 
 
 FSDP_TINY = ["train.param_sharding=fsdp", "train.fsdp_min_size=64"]  # the tiny model's leaves are small
+
+
+def test_fsdp_on_8_devices_trains_on_the_one_device_trajectory(tmp_path, straight_run):
+    """CI's fsdp check: parameters, EMA and Adam moments split over 8 devices, 2 steps, on the one-device
+    trajectory. The long test below adds the restores onto 1 and 4 devices and XLA's memory figures."""
+    workdir = tmp_path / "fsdp"
+    run_jgen(tiny_train_args(workdir, "train.steps=2", "train.ckpt_every=2", *FSDP_TINY), devices=8, check=True)
+    assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)
 
 # `jgen ARGS`, then benchmarks/fsdp_memory.py BENCH_ARGS as a script, in one process of the same devices:
 # the benchmark's fsdp step is the program the run just compiled, so it comes from the compile cache.
