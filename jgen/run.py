@@ -147,7 +147,7 @@ def open_run(workdir: str = "", weights: str = "", config=None, family=None) -> 
         raise JgenError(f"{workdir} is not a jgen run directory (no config.json): train first")
     config = read_config(path)
     check_hardware(config, mesh.devices.flat)
-    family = family or get_family(config.family)
+    family = get_family(config.family) if family is None else family
     ae = None
     if latent.is_latent(config):
         ae = latent.open_autoencoder(latent.parse(config.data.source)[0], mesh)
@@ -178,9 +178,9 @@ def train(config, workdir: str, family=None) -> str:
 
     `family`: any object with the functions of jgen.families.base.Family (a module, a class instance),
     trained in place of config.family's module; the config still holds a jgen family's keys, which
-    the trainer, data and optimisers read (docs/tutorials/new_family.md). Open such a run with
-    open_run(workdir, family=...)."""
-    family: Family = family or get_family(config.family)
+    the trainer, data and optimisers read (docs/tutorials/new_family.md). config.json names that jgen
+    family, not the object: open such a run with open_run(workdir, family=...), not the command line."""
+    family: Family = get_family(config.family) if family is None else family
     files.check_workdir(workdir)
     files.check_output(workdir, "directory")
     mesh = make_mesh()

@@ -32,6 +32,7 @@ DEFAULT_CACHE = os.path.expanduser("~/.cache/jgen/reference")
 
 @dataclasses.dataclass(frozen=True)
 class Extractor:
+    """A feature extractor the evaluator runs on uint8-quantised images, with what names its numbers and caches."""
     name: str  # 'inception' | 'classifier': the suffix of every number it produces (none for inception)
     ident: str  # names the weights in cache keys and reports
     apply: Callable  # (params, images [N, S, S, C] in [-1, 1]) -> {'features': [N, D], 'logits': [N, K]}
