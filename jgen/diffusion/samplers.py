@@ -62,6 +62,13 @@ def ddim_step(proc, model_fn, x, t, t_prev, key, eta: float = 0.0, clip: bool = 
     return a_n * x0 + jnp.sqrt(jnp.maximum(s_n ** 2 - sigma ** 2, 0.0)) * eps + sigma * noise
 
 
+def heun_corrects(proc, a_t, s_t, s_n):
+    """Whether heun_step corrects its Euler step from (alpha, sigma) = (a_t, s_t) to sigma s_n: not on the
+    last step (s_n = 0), not from alpha = 0, nor from above EDM's sigma_max (the process's own for edm)."""
+    limit = proc.sigma_max if not P.is_discrete(proc) and proc.kind == "edm" else SIGMA_MAX
+    return (s_n > 0) & (a_t > 0) & (s_t / jnp.where(a_t > 0, a_t, 1.0) <= limit)
+
+
 def heun_step(proc, model_fn, x, t, t_prev, key, clip: bool = True, gamma: float = 0.0, s_noise: float = 1.0,
               s_tmin: float = 0.0, s_tmax: float = float("inf")):
     """x_t -> x_{t_prev} by Heun's method on dx~/dsigma~ = eps(x, level), x~ = x / alpha, sigma~ = sigma /
@@ -94,8 +101,7 @@ def heun_step(proc, model_fn, x, t, t_prev, key, clip: bool = True, gamma: float
     def corrected(_):
         _, eps_n = _prediction(proc, model_fn, euler, t_prev, clip)
         return a_n * (x / a_t + (st_n - st_t) * 0.5 * (eps + eps_n))
-    limit = proc.sigma_max if not P.is_discrete(proc) and proc.kind == "edm" else SIGMA_MAX
-    return jax.lax.cond((s_n > 0) & (a_t > 0) & (st_t <= limit), corrected, lambda _: euler, None)
+    return jax.lax.cond(heun_corrects(proc, a_t, s_t, s_n), corrected, lambda _: euler, None)
 
 
 def dpmpp_2m_step(proc, model_fn, x, t, t_prev, memory, clip: bool = True):
@@ -166,10 +172,8 @@ def model_calls(proc, sampler: str, path) -> int:
     path = np.asarray(path)
     if sampler != "heun":
         return len(path) - 1
-    limit = proc.sigma_max if not P.is_discrete(proc) and proc.kind == "edm" else SIGMA_MAX
-    a, s = (np.asarray(v, np.float64) for v in P.alpha_sigma(proc, jnp.asarray(path)))
-    corrected = (s[1:] > 0) & (a[:-1] > 0) & (s[:-1] <= limit * np.maximum(a[:-1], 1e-300))
-    return int(len(path) - 1 + np.sum(corrected))
+    a, s = P.alpha_sigma(proc, jnp.asarray(path))
+    return int(len(path) - 1 + jnp.sum(heun_corrects(proc, a[:-1], s[:-1], s[1:])))
 
 
 def ddpm_path(num_timesteps: int, start=None) -> np.ndarray:
