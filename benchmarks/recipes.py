@@ -77,6 +77,8 @@ def main():
     p.add_argument("--table", action="store_true")
     p.add_argument("--workdir", default="", help="with --name: judge this finished run instead of training one")
     p.add_argument("--seconds", type=int, default=0, help="with --workdir: its wall time, measured outside")
+    p.add_argument("--guidance", type=float, default=None, help="class-conditional runs: judge samples at this "
+                   "classifier-free guidance scale (default the run's sample.guidance)")
     p.add_argument("--classifier", default=os.path.join(ROOT, "runs", "classifier_mnist5k"))
     p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results",
                                                      f"cpu2-recipes-{time.strftime('%Y-%m-%d')}.jsonl"))
@@ -99,9 +101,10 @@ def main():
             workdir, start = os.path.join(ROOT, "runs", "recipes", a.name), time.time()
             jgen("train", "--config", a.config, "--workdir", workdir, *sum((["--set", s] for s in a.set), []))
             seconds = round(time.time() - start)
-        r = evaluate(workdir, a.classifier, a.num)
+        r = evaluate(workdir, a.classifier, a.num, () if a.guidance is None else ("--guidance", a.guidance))
         px = image_px(workdir)
-        rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, px=px, train_seconds=seconds,
+        extra = {} if "guidance" not in r else {"guidance": r["guidance"]}
+        rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, px=px, train_seconds=seconds, **extra,
                          steps_per_sec=round(steps_per_sec(workdir), 1), fid=r["fid_classifier"],
                          confident=r["confident_classifier"], sampling_seconds=r["seconds"]["sampling"]))
     with open(a.results, "a") as f:

@@ -33,6 +33,11 @@ def _open(args):
     enable_compile_cache()
     run = open_run(args.workdir, weights, _config(args.config, args.set) if weights else None)
     given = [k for k in ("sampler", "steps", "eta", "variance") if getattr(args, k, None) is not None]
+    if getattr(args, "command", None) == "eval" and args.guidance is not None:  # sample and edit pass theirs in a Cond
+        if run.config.condition.kind != "class":
+            raise JgenError(f"--guidance needs a class-conditional run (condition.kind=class); {args.workdir} has "
+                            f"condition.kind={run.config.condition.kind}")
+        given.append("guidance")
     if given and run.config.family != "diffusion":
         raise JgenError(f"--{given[0]} applies to diffusion runs; {args.workdir} is a {run.config.family} run")
     psi = getattr(args, "truncation", None)
@@ -242,6 +247,8 @@ def _eval(args) -> None:
                             names, ref_spec, batch=args.batch, seed=args.seed, cache_dir=args.cache_dir,
                             real_spec=with_split(spec, args.real) if args.real else "", step=report["step"],
                             ema=not args.no_ema, reconstruct=None if args.real else run.reconstruct(not args.no_ema))
+    if run.config.condition.kind == "class" and not args.real:
+        report["guidance"] = run.config.sample.guidance
     if "nll" in names:
         fns = {m: partial(run.jit(f"nll/{m}", partial(run.family.nll, run.config, method=m, steps=args.nll_steps,
                                                        exact=args.nll_exact)), run.variables(not args.no_ema))

@@ -290,6 +290,9 @@ def _eval_parser(sub) -> None:
                    "~/.cache/jgen/reference)")
     e.add_argument("--real", default="", metavar="SPLIT", help="score a seeded uniform NUM images of this split of "
                    "the run's dataset instead of samples: the floor the metric can reach (e.g. --real train)")
+    e.add_argument("--guidance", type=float, default=None, help="class-conditional runs: the classifier-free "
+                   "guidance scale of the samples, 0 unconditional, 1 conditional, >1 stronger (default: the run's "
+                   "sample.guidance; the report records it)")
 
 
 def _tool_parsers(sub) -> None:

@@ -45,6 +45,28 @@ def test_class_conditional_run_samples_a_label(cfg_run, tmp_path, capsys):
     one_line_error(jgen(capsys, "sample", "--workdir", cfg_run, "--label", 10, code=2)[1], "--label must be in [0, 10)")
 
 
+def test_eval_scores_a_class_run_at_the_guidance_asked_and_refuses_it_elsewhere(cfg_run, tmp_path, capsys):
+    """`jgen eval --guidance`: the report records the scale, and another scale gives other samples (so other
+    scores); on a run without classes it is one line."""
+    import json
+
+    cls = tmp_path / "cls"
+    jgen(capsys, "train-classifier", "--image-size", 8, "--steps", 10, "--batch-size", 16, "--out", cls)
+    scores = {}
+    for g in (0.0, 3.0):
+        out = tmp_path / f"g{g}.json"
+        jgen(capsys, "eval", "--workdir", cfg_run, "--num", 8, "--batch", 8, "--extractor", "classifier",
+             "--classifier", cls, "--metrics", "fid", "--cache-dir", tmp_path / "cache", "--guidance", g, "--out", out)
+        report = json.loads(out.read_text())
+        assert report["guidance"] == g
+        scores[g] = report["fid_classifier"]
+    assert scores[0.0] != scores[3.0]
+    plain = tmp_path / "plain"
+    jgen(capsys, *tiny_train_args(plain, "train.steps=1"))
+    err = jgen(capsys, "eval", "--workdir", plain, "--num", 8, "--guidance", 2, code=2)[1]
+    one_line_error(err, "--guidance needs a class-conditional run")
+
+
 def test_inpaint_keeps_known_pixels_of_the_png(cfg_run, tmp_path, capsys):
     image = np.random.default_rng(0).integers(0, 256, (8, 8))
     mask = np.zeros((8, 8))
