@@ -2,13 +2,11 @@
 is written, whatever the section; a --config that is not a config is one line too; --help explains."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from bad_configs import BAD_VALUES, BAD_VALUES_ON_8_DEVICES
-from helpers import ROOT, cli_env, jgen, one_line_error, run_jgen, tiny_train_args
+from helpers import jgen, one_line_error, run_jgen, tiny_train_args
 
 
 @pytest.mark.parametrize("recipe, override, message", BAD_VALUES)
@@ -91,22 +89,6 @@ def test_a_data_cache_that_would_not_fit_is_one_line_and_writes_nothing(tmp_path
                   code=2)
     one_line_error(err, "data.cache=true would hold")
     assert "set data.cache=false" in err and not workdir.exists()
-
-
-def test_first_minute_says_compiling_and_where_the_grid_goes_without_tensorflow_notices(tmp_path):
-    """A newcomer's first lines: where the grid will be, that the step is compiling, then the bar (whose
-    rate starts after the first step), and no TensorFlow start-up notice (the user's environment as is)."""
-    env = {k: v for k, v in cli_env().items() if not k.startswith("TF_")}
-    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *tiny_train_args(tmp_path / "run", "train.steps=3")],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    grid = os.path.join(tmp_path / "run", "samples", "final.png")
-    lines = proc.stdout.splitlines()
-    assert lines[0] == f"jgen: 3 steps to go in {tmp_path / 'run'}; the final grid will be {grid}"
-    assert lines[1].startswith("jgen: compiling the training step")
-    assert lines[-1] == f"jgen: 3 steps done; samples in {grid}" and os.path.exists(grid)
-    assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr, proc.stderr[:500]
-    assert "1/3" in proc.stderr and "0/3" not in proc.stderr  # the bar starts after the compiled first step
 
 
 def _tree(path) -> dict:

@@ -10,6 +10,9 @@ from helpers import ROOT, TINY, cli_env
 
 
 def test_the_wheel_trains_a_packaged_recipe_from_an_empty_directory(tmp_path):
+    """The built wheel, alone on the path, trains the offline recipe from an empty directory, and a
+    newcomer's first lines are right: where the grid will be, that the step is compiling, then the bar
+    (whose rate starts after the first step), and no TensorFlow start-up notice (no TF_ variables set)."""
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp_path / "dist"), ROOT], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").iterdir()
@@ -18,7 +21,8 @@ def test_the_wheel_trains_a_packaged_recipe_from_an_empty_directory(tmp_path):
         z.extractall(tmp_path / "site")
     empty = tmp_path / "empty"
     empty.mkdir()
-    env = dict(cli_env(1), PYTHONPATH=str(tmp_path / "site"))  # ahead of the checkout's editable install
+    env = {k: v for k, v in cli_env(1).items() if not k.startswith("TF_")}  # the user's environment as is
+    env["PYTHONPATH"] = str(tmp_path / "site")  # ahead of the checkout's editable install
     where = subprocess.run([sys.executable, "-c", "import jgen; print(jgen.__file__)"], cwd=empty, env=env,
                            capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(tmp_path / "site"))
@@ -28,6 +32,13 @@ def test_the_wheel_trains_a_packaged_recipe_from_an_empty_directory(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert os.path.exists(empty / "run" / "samples" / "final.png")
+    grid = os.path.join("run", "samples", "final.png")
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"jgen: 3 steps to go in run; the final grid will be {grid}"
+    assert lines[1].startswith("jgen: compiling the training step")
+    assert lines[-1] == f"jgen: 3 steps done; samples in {grid}"
+    assert "oneDNN" not in proc.stderr and "absl::InitializeLog" not in proc.stderr, proc.stderr[:500]
+    assert "1/3" in proc.stderr and "0/3" not in proc.stderr  # the bar starts after the compiled first step
 
 
 def test_public_surface_loads_lazily():

@@ -38,7 +38,9 @@ def _batches(config, n):
     return [{k: jnp.asarray(v) for k, v in next(it).items()} for _ in range(n)]
 
 
-@pytest.mark.parametrize("path,tiny", [(MNIST_CONFIG, TINY), (VAE_CONFIG, TINY_VAE)], ids=["ddpm", "betavae"])
+# CI keeps the beta-VAE (the same accumulation code, a smaller compile); the U-Net's is a long check
+@pytest.mark.parametrize("path,tiny", [pytest.param(MNIST_CONFIG, TINY, marks=pytest.mark.long), (VAE_CONFIG, TINY_VAE)],
+                         ids=["ddpm", "betavae"])
 def test_grad_accum_matches_one_large_batch(path, tiny):
     """Two steps at batch 16 as 4 micro-batches of 4 == as one batch of 16 (loss, gradient norm, params).
 

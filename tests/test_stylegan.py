@@ -232,8 +232,13 @@ def test_lazy_path_length_joins_one_step_in_interval_with_its_weight_and_moves_i
     params, state = _state(config)
     zeros = jax.tree.map(jnp.zeros_like, params["gen"])
     key = jax.random.PRNGKey(3)
-    step = lambda c, s: jax.jit(lambda p, st, i: gan._path_length_step(c, p, st, zeros, key, 4, i))(
-        params["gen"], state["gen"], s)
+    compiled = {}  # one compile per config: the step index is traced
+
+    def step(c, s):
+        if id(c) not in compiled:
+            compiled[id(c)] = jax.jit(lambda p, st, i: gan._path_length_step(c, p, st, zeros, key, 4, i))
+        return compiled[id(c)](params["gen"], state["gen"], s)
+
     off, off_state = step(config, 1)
     assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(off)) and float(off_state["pl_mean"]) == 0
     on, on_state = step(config, 4)

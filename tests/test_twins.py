@@ -91,7 +91,8 @@ def run_jgen_steps(family, config, state, batch, n):
     return state
 
 
-@pytest.mark.parametrize("lr,eps", [(1e3, 10.0), (2e-4, 1e-8)])
+# CI keeps eps 10 (the stricter, array-by-array comparison); the usual Adam's is a long check
+@pytest.mark.parametrize("lr,eps", [(1e3, 10.0), pytest.param(2e-4, 1e-8, marks=pytest.mark.long)])
 def test_ddpm_step_equals_pytorch_twin(lr, eps):
     """eps 10, far above |g|, makes the step about -100 g (lr 1e3): the comparison, array by array,
     sees the clipped gradients themselves. eps 1e-8 is the usual Adam, whose first step is nearly
