@@ -31,7 +31,7 @@ def argument_bytes(config) -> dict:
     import jax
 
     from jgen.families import get_family
-    from jgen.sharding import batch_sharding, make_mesh, replicated, state_sharding
+    from jgen.sharding import batch_sharding, make_mesh, state_sharding
     from jgen.train.step import jit_train_step, state_shapes
 
     family, mesh = get_family(config.family), make_mesh()

@@ -13,7 +13,6 @@ import numpy as np
 
 from jgen.cli import main
 from jgen.diffusion import process as P
-from jgen.diffusion import schedules as S
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST_CONFIG = os.path.join(ROOT, "configs", "ddpm_mnist5k.py")

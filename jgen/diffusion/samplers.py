@@ -127,7 +127,7 @@ def sde_step(proc, model_fn, x, t, t_prev, key, clip: bool = True):
     ODE step, Euler)."""
     x0, eps = _prediction(proc, model_fn, x, t, clip)
     t = jnp.asarray(t, jnp.float32)
-    (a_t, s_t), (da, ds) = P.alpha_sigma(proc, t), P.derivatives(proc, t)
+    s_t, (da, ds) = P.alpha_sigma(proc, t)[1], P.derivatives(proc, t)
     g2 = -s_t ** 2 * P.dlog_snr(proc, t)
     dt = t_prev - t
     drift = da * x0 + ds * eps + 0.5 * g2 * eps / s_t
