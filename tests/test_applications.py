@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, TINY, jgen, one_line_error, random_variables, tiny_train_args
+from helpers import ROOT, TINY, jgen, one_line_error, random_variables
 from jgen import applications
 from jgen.config import apply_overrides, load_config
 from jgen.data.sources import open_source
@@ -45,7 +45,8 @@ def test_class_conditional_run_samples_a_label(cfg_run, tmp_path, capsys):
     one_line_error(jgen(capsys, "sample", "--workdir", cfg_run, "--label", 10, code=2)[1], "--label must be in [0, 10)")
 
 
-def test_eval_scores_a_class_run_at_the_guidance_asked_and_refuses_it_elsewhere(cfg_run, tmp_path, capsys):
+def test_eval_scores_a_class_run_at_the_guidance_asked_and_refuses_it_elsewhere(cfg_run, straight_run, tmp_path,
+                                                                              capsys):
     """`jgen eval --guidance`: the report records the scale, and another scale gives other samples (so other
     scores); on a run without classes it is one line."""
     import json
@@ -61,9 +62,7 @@ def test_eval_scores_a_class_run_at_the_guidance_asked_and_refuses_it_elsewhere(
         assert report["guidance"] == g
         scores[g] = report["fid_classifier"]
     assert scores[0.0] != scores[3.0]
-    plain = tmp_path / "plain"
-    jgen(capsys, *tiny_train_args(plain, "train.steps=1"))
-    err = jgen(capsys, "eval", "--workdir", plain, "--num", 8, "--guidance", 2, code=2)[1]
+    err = jgen(capsys, "eval", "--workdir", straight_run, "--num", 8, "--guidance", 2, code=2)[1]  # unconditional
     one_line_error(err, "--guidance needs a class-conditional run")
 
 
