@@ -4,9 +4,10 @@ Written from the paper's description in plain torch, NCHW: equalised weights (st
 by lr_mul / sqrt(fan_in) in forward), modulation and demodulation done on the weights per sample
 (the paper's eq. 1-3 as written, a grouped convolution with groups = batch), FIR filtering as a
 depthwise conv2d with the 4x4 outer product of [1, 3, 3, 1] (up: zeros inserted by indexing into a
-twice-larger tensor), the residual discriminator with minibatch standard deviation. The route to the
-same function differs from jgen's on purpose (jgen scales activations and filters by slicing), so
-the parity test compares two derivations, not one code path twice.
+twice-larger tensor; an upsampling layer convolves first, then filters), the residual discriminator
+with minibatch standard deviation. The route to the same function differs from jgen's on purpose
+(jgen scales activations and filters by slicing), so the parity test compares two derivations, not
+one code path twice.
 
 Modules are named after jgen's parameter paths, so `copy_params` walks jgen's tree with two layout
 rules: dense kernels [in, out] -> [out, in], conv kernels HWIO -> OIHW; the discriminator's first
@@ -78,15 +79,22 @@ class EqConv(nn.Module):
         return lrelu(y) if self.act else y
 
 
-def modconv(x, weight, styles, demodulate=True):
-    """Per-sample weights w'_oi = s_i w_oi, demodulated, as one grouped convolution."""
+def modconv(x, weight, styles, demodulate=True, up=False):
+    """Per-sample weights w'_oi = s_i w_oi, demodulated, as one grouped convolution; up: zeros between
+    the pixels, the full (2H + 1 wide) convolution, then the FIR filter with gain 4 (stylegan2-ada-pytorch)."""
     n, cin, h, w = x.shape
     cout, _, k, _ = weight.shape
     wts = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
     if demodulate:
         wts = wts * torch.rsqrt(wts.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8)
-    y = F.conv2d(x.reshape(1, n * cin, h, w), wts.reshape(n * cout, cin, k, k), padding=k // 2, groups=n)
-    return y.reshape(n, cout, h, w)
+    pad = k // 2
+    if up:
+        z = x.new_zeros(n, cin, 2 * h - 1, 2 * w - 1)
+        z[:, :, ::2, ::2] = x
+        x, h, w, pad = z, 2 * h - 1, 2 * w - 1, k - 1
+    y = F.conv2d(x.reshape(1, n * cin, h, w), wts.reshape(n * cout, cin, k, k), padding=pad, groups=n)
+    y = y.reshape(n, cout, *y.shape[2:])
+    return blur(y, (1, 1), gain=4.0) if up else y
 
 
 class SynthesisLayer(nn.Module):
@@ -99,9 +107,7 @@ class SynthesisLayer(nn.Module):
         self.up, self.cin = up, cin
 
     def forward(self, x, w, noise):
-        if self.up:
-            x = up2(x)
-        y = modconv(x, self.kernel / math.sqrt(self.cin * 9), self.affine(w))
+        y = modconv(x, self.kernel / math.sqrt(self.cin * 9), self.affine(w), up=self.up)
         if noise is not None:
             y = y + noise * self.noise_strength
         return lrelu(y + self.bias[None, :, None, None])

@@ -129,12 +129,18 @@ def modulated_conv(x, weight, styles, demodulate: bool = True, up: bool = False)
     """StyleGAN2's eq. 1-3 with the scales moved onto the activations: conv(x * s, w) * d, which is
     conv(x, w'') with w'_ijk = s_i w_ijk and w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + 1e-8).
 
-    x [N, H, W, I], weight [k, k, I, O] (already equalised), styles [N, I]; up: FIR-upsample x first.
+    x [N, H, W, I], weight [k, k, I, O] (already equalised), styles [N, I]; up: as stylegan2-ada-pytorch's
+    conv2d_resample, a stride-2 transposed convolution (2H + 1 wide) and then the FIR filter (pad (1, 1),
+    gain 4), so the border pixels see the convolution's full output (the interior equals upsample-then-conv).
     """
     x = x * styles[:, None, None, :].astype(x.dtype)
     if up:
-        x = upsample2x(x)
-    y = jax.lax.conv_general_dilated(x, weight, (1, 1), "SAME", dimension_numbers=_DN)
+        k = weight.shape[0]
+        y = jax.lax.conv_general_dilated(x, weight, (1, 1), ((k - 1, k - 1),) * 2, lhs_dilation=(2, 2),
+                                         dimension_numbers=_DN)
+        y = blur(y, (1, 1), gain=2.0)
+    else:
+        y = jax.lax.conv_general_dilated(x, weight, (1, 1), "SAME", dimension_numbers=_DN)
     if demodulate:
         s2, w2 = jnp.square(styles.astype(x.dtype)), jnp.sum(jnp.square(weight), axis=(0, 1))
         energy = jnp.einsum("ni,io->no", s2, w2).astype(jnp.float32)  # in the compute dtype, as every product
