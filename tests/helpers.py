@@ -33,8 +33,10 @@ STRAIGHT = ["train.steps=6", "train.ckpt_every=2", "train.keep_checkpoints=5"]
 
 
 def cli_env(devices: int = 1) -> dict:
-    """The environment of a `jgen` subprocess with `devices` fake CPU devices and a shared compile cache."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    """The environment of a `jgen` subprocess with `devices` fake CPU devices, this process's other XLA
+    flags (conftest.py's) and a shared compile cache."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+    env = dict(os.environ, XLA_FLAGS=" ".join([f"--xla_force_host_platform_device_count={devices}", *flags]),
                JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
     env.setdefault("JGEN_COMPILE_CACHE", os.path.join(ROOT, ".pytest_cache", "xla"))
     return env
