@@ -79,8 +79,8 @@ def test_small_unet_shapes_and_zero_init_output():
     config = load_config(os.path.join(ROOT, "configs", "ddpm_mnist5k.py"))
     model = make_model(config)
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 28, 28, 1))
-    variables = model.init(jax.random.PRNGKey(1), x, jnp.zeros((2,)))
-    out = model.apply(variables, x, jnp.array([3, 900]))
+    variables = jax.jit(model.init)(jax.random.PRNGKey(1), x, jnp.zeros((2,)))  # one compile, not one per op
+    out = jax.jit(model.apply)(variables, x, jnp.array([3, 900]))
     assert out.shape == (2, 28, 28, 1)
     # The output convolution starts at ~zero (DDPM's init_scale=0), so the initial prediction is ~0.
     assert float(jnp.abs(out).max()) < 1e-3
