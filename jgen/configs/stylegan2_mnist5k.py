@@ -4,7 +4,12 @@ Settings of stylegan2-ada-pytorch's small-data configurations (its `cifar` and `
 width 2 CPU cores can train: two mapping layers, widths min(512 / side, 64) (64 channels at 4 and 8
 px, 32 at 16, 16 at 32), Adam(0.002, betas 0 and 0.99) for both networks, R1 with gamma = 0.0002 side^2 /
 batch every 16 steps, no path-length term and no style mixing (as the ADA paper's CIFAR-10 runs), and
-an EMA of the generator with a half-life of 10,000 images. Unmeasured beyond training smoothly.
+an EMA of the generator with a half-life of 10,000 images.
+
+Measured: it mode-collapses by about 1,000 steps (53.8x the floor at 3,000 steps), and so does NVlabs'
+stylegan2-ada-pytorch with these settings; DiffAugment, a lower rate and wider networks within the
+DCGAN's budget did not cure it (benchmarks/results/cpu2-stylegan2-collapse-2026-12-07.md). The official
+small-data widths (512 channels at every side) are what this recipe lacks.
 """
 
 from jgen.configs import base
