@@ -7,9 +7,10 @@ batch every 16 steps, no path-length term and no style mixing (as the ADA paper'
 an EMA of the generator with a half-life of 10,000 images.
 
 Measured: it mode-collapses by about 1,000 steps (53.8x the floor at 3,000 steps), and so does NVlabs'
-stylegan2-ada-pytorch with these settings; DiffAugment, a lower rate and wider networks within the
-DCGAN's budget did not cure it (benchmarks/results/cpu2-stylegan2-collapse-2026-12-07.md). The official
-small-data widths (512 channels at every side) are what this recipe lacks.
+stylegan2-ada-pytorch with these settings. Stronger R1 and 64 channels at every side collapsed too
+(benchmarks/results/cpu2-stylegan2-collapse-2026-12-06.md); DiffAugment, a lower rate, and the two
+together gave no digits in runs of 400-1,200 steps (-2026-12-07.md). It is far narrower than the
+official small-data widths (512 channels at every side), which were not tried.
 """
 
 from jgen.configs import base

@@ -17,8 +17,10 @@ downsampling, and a FIR-downsampled 1x1 skip, summed times sqrt(1/2)), then a mi
 deviation channel (groups of `mbstd_group`), a 3x3 convolution and two dense layers to one logit.
 
 FIR filtering uses the binomial [1, 3, 3, 1] (separable; sum 1 per axis, gain 4 in 2-D on upsampling)
-with zero padding: up = zero insertion, pad (2, 1), filter; down = pad (1, 1), filter, every second
-pixel; a downsampling 3x3 convolution = pad (2, 2), filter, then the convolution with stride 2.
+with zero padding: up (the toRGB skip) = zero insertion, pad (2, 1), filter; an upsampling 3x3
+convolution = a stride-2 transposed convolution (2H + 1 wide), then the filter with pad (1, 1), as
+stylegan2-ada-pytorch's conv2d_resample; down = pad (1, 1), filter, every second pixel; a downsampling
+3x3 convolution = pad (2, 2), filter, then the convolution with stride 2.
 """
 
 import math
