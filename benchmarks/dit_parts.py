@@ -1,0 +1,79 @@
+"""Where the DiT's CPU time goes against PyTorch: forward + backward of each piece alone, jgen's JAX
+against torch eager, at the shapes of benchmarks/run.py's DiT rows (batch 64, 14 x 14 = 196 tokens,
+width 192, 3 heads).
+
+  python benchmarks/dit_parts.py            # median ms of 20 calls each, after a warm-up
+
+Each piece is timed as the gradient of sum(f(inputs)^2) with respect to every input, jitted in JAX
+(jgen's CPU host settings applied) and eager in torch (all cores). Used in
+benchmarks/results/cpu2-dit-parts-2026-12-07.md.
+"""
+
+import os
+import time
+
+from jgen import host
+
+
+def main():
+    host.configure()
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from jgen.nn import dit
+
+    torch.set_num_threads(os.cpu_count())
+    b, t, d, heads = 64, 196, 192, 3
+    hd = d // heads
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((b, t, d)).astype(np.float32)
+    q = rng.standard_normal((b, t, heads, hd)).astype(np.float32)
+    w_qkv, w1, w2 = (rng.standard_normal(s).astype(np.float32) * 0.05 for s in ((d, 3 * d), (d, 4 * d), (4 * d, d)))
+
+    def jax_ms(f, *args, n=20):
+        g = jax.jit(jax.grad(lambda *a: jnp.sum(f(*a) ** 2), argnums=tuple(range(len(args)))))
+        jax.block_until_ready(g(*args))
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            jax.block_until_ready(g(*args))
+            times.append(time.perf_counter() - start)
+        return 1e3 * float(np.median(times))
+
+    def torch_ms(f, *args, n=20):
+        args = [torch.tensor(a, requires_grad=True) for a in args]
+
+        def once():
+            for a in args:
+                a.grad = None
+            (f(*args) ** 2).sum().backward()
+
+        once()
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            once()
+            times.append(time.perf_counter() - start)
+        return 1e3 * float(np.median(times))
+
+    heads_first = lambda a: a.transpose(1, 2)
+    rows = [
+        ("attention (jax.nn.dot_product_attention / F.scaled_dot_product_attention)",
+         jax_ms(lambda q, k, v: jax.nn.dot_product_attention(q, k, v), q, q, q),
+         torch_ms(lambda q, k, v: F.scaled_dot_product_attention(heads_first(q), heads_first(k), heads_first(v)), q, q, q)),
+        ("LayerNorm without affine", jax_ms(dit.layer_norm, x), torch_ms(lambda x: F.layer_norm(x, x.shape[-1:], eps=1e-6), x)),
+        ("qkv Linear (x @ W, 192 -> 576)", jax_ms(lambda x, w: x @ w, x, w_qkv), torch_ms(lambda x, w: x @ w, x, w_qkv)),
+        ("MLP (192 -> 768, GELU tanh, -> 192)", jax_ms(lambda x, a, c: jax.nn.gelu(x @ a, approximate=True) @ c, x, w1, w2),
+         torch_ms(lambda x, a, c: F.gelu(x @ a, approximate="tanh") @ c, x, w1, w2)),
+    ]
+    print("| piece (forward + backward) | jgen JAX ms | torch eager ms | torch ms / JAX ms |")
+    print("|---|---|---|---|")
+    for name, j, t in rows:
+        print(f"| {name} | {j:.1f} | {t:.1f} | {t / j:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
