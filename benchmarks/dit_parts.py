@@ -2,7 +2,7 @@
 against torch eager, at the shapes of benchmarks/run.py's DiT rows (batch 64, 14 x 14 = 196 tokens,
 width 192, 3 heads).
 
-  python benchmarks/dit_parts.py            # median ms of 20 calls each, after a warm-up
+  python benchmarks/dit_parts.py            # median ms of 20 calls each, after a warm-up (benchmarks.timing)
 
 Each piece is timed as the gradient of sum(f(inputs)^2) with respect to every input, jitted in JAX
 (jgen's CPU host settings applied) and eager in torch (all cores). Used in
@@ -10,9 +10,11 @@ benchmarks/results/cpu2-dit-parts-2026-12-07.md.
 """
 
 import os
-import time
+import sys
 
-from jgen import host
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.timing import timed  # noqa: E402
+from jgen import host  # noqa: E402
 
 
 def main():
@@ -33,17 +35,11 @@ def main():
     q = rng.standard_normal((b, t, heads, hd)).astype(np.float32)
     w_qkv, w1, w2 = (rng.standard_normal(s).astype(np.float32) * 0.05 for s in ((d, 3 * d), (d, 4 * d), (4 * d, d)))
 
-    def jax_ms(f, *args, n=20):
-        g = jax.jit(jax.grad(lambda *a: jnp.sum(f(*a) ** 2), argnums=tuple(range(len(args)))))
-        jax.block_until_ready(g(*args))
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            jax.block_until_ready(g(*args))
-            times.append(time.perf_counter() - start)
-        return 1e3 * float(np.median(times))
+    def jax_ms(f, *args):
+        grad = jax.jit(jax.grad(lambda *a: jnp.sum(f(*a) ** 2), argnums=tuple(range(len(args)))))
+        return 1e3 * timed(grad, *args, repeats=20, inner=1)
 
-    def torch_ms(f, *args, n=20):
+    def torch_ms(f, *args):
         args = [torch.tensor(a, requires_grad=True) for a in args]
 
         def once():
@@ -51,13 +47,7 @@ def main():
                 a.grad = None
             (f(*args) ** 2).sum().backward()
 
-        once()
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            once()
-            times.append(time.perf_counter() - start)
-        return 1e3 * float(np.median(times))
+        return 1e3 * timed(once, repeats=20, inner=1, sync=lambda out: None)
 
     heads_first = lambda a: a.transpose(1, 2)
     rows = [
