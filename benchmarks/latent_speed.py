@@ -1,8 +1,9 @@
 """The latent model's training step against the pixel model of the same width, side by side in one process:
 images per second of jgen's compiled step at the same batch (issue 28's goal: at least 4x).
 
-  python benchmarks/latent_speed.py                 # ldm_mnist5k (7x7x4 latents) vs dit_mnist5k (28x28x1)
-  python benchmarks/latent_speed.py --pixel dit_mnist5k --latent ldm_mnist5k --autoencoder ae_mnist5k --batch 16
+  python benchmarks/latent_speed.py          # ldm_mnist5k on 7x7x4 latents vs the same network on 28x28x1 digits
+  python benchmarks/latent_speed.py --latent ldm_mnist5k --set model.arch=dit --set model.patch_size=1 \
+      --pixel dit_mnist5k                    # a latent DiT (one token per latent pixel) vs dit_mnist5k
 
 The latent step is timed on random latents of the autoencoder recipe's shape (no checkpoint needed); the
 encoder is not in it, as it is not in a latent run's step (latents are cached once).
@@ -42,8 +43,10 @@ def step_seconds(config, batch: int) -> float:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pixel", default="dit_mnist5k")
+    p.add_argument("--pixel", default="", help="the pixel recipe (default: the latent recipe's own network and "
+                   "settings on the autoencoder's images)")
     p.add_argument("--latent", default="ldm_mnist5k")
+    p.add_argument("--set", action="append", default=[], help="KEY=VALUE override of the latent recipe")
     p.add_argument("--autoencoder", default="ae_mnist5k")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
@@ -56,8 +59,14 @@ def main():
     from jgen.latent import planned_config
 
     batch = [f"train.batch_size={a.batch}"]
-    pixel = apply_overrides(load_config(a.pixel), batch)
-    latent = planned_config(apply_overrides(load_config(a.latent), batch), load_config(a.autoencoder))
+    ae = load_config(a.autoencoder)
+    latent = planned_config(apply_overrides(load_config(a.latent), batch + a.set), ae)
+    if a.pixel:
+        pixel = apply_overrides(load_config(a.pixel), batch)
+    else:
+        a.pixel = f"{a.latent} on images"
+        pixel = apply_overrides(load_config(a.latent), batch + a.set + [
+            f"data.source={ae.data.source}", f"data.image_size={ae.data.image_size}", f"data.channels={ae.data.channels}"])
     rows = {}
     for name, config in (("pixel", pixel), ("latent", latent)):
         sec = step_seconds(config, a.batch)

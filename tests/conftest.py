@@ -51,7 +51,7 @@ def straight_run(tmp_path_factory):
 
 AE_TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.num_groups=4", "model.z_channels=2",
            "ae.disc_layers=1", "ae.disc_ndf=8", "train.batch_size=8", "train.log_every=1", "sample.num=4",
-           "ae.disc_start=1"]
+           "ae.disc_start=1", "ae.disc_weight=0.5"]
 
 
 @pytest.fixture(scope="session")

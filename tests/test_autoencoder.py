@@ -23,7 +23,7 @@ from jgen.nn.classifier import Classifier, save_classifier
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "configs", "ae_mnist5k.py")
 TINY = ["data.image_size=8", "model.ch=8", "model.ch_mult=(1,2)", "model.num_groups=4", "model.z_channels=2",
-        "ae.disc_layers=1", "ae.disc_ndf=8"]
+        "ae.disc_layers=1", "ae.disc_ndf=8", "ae.disc_weight=0.5"]
 
 
 def tiny_config(*extra):
@@ -72,21 +72,28 @@ def _reference_grads(c, params, x):
 def test_update_is_the_objective_with_the_adaptive_weight(tiny):
     """Before ae.disc_start: the reconstruction and KL gradients alone, the discriminator untouched; from it
     on: plus lambda times the adversarial gradient, and the discriminator's own step (SGD at rate 1 moves
-    each parameter by its gradient)."""
+    each parameter by its gradient). With ae.disc_weight=0 (the recipe's: no discriminator) the step past
+    disc_start is the first case's."""
     c, params, state, x = tiny
     c = apply_overrides(c, ["ae.disc_start=5"])
     txs = {"gen": optax.sgd(1.0), "disc": optax.sgd(1.0)}
     opt = {k: txs[k].init(params[k]) for k in txs}
+    cases = {"off": (c, 4), "on": (c, 5), "no_disc": (apply_overrides(c, ["ae.disc_weight=0"]), 5)}
     with jax.default_matmul_precision("highest"):
-        step = jax.jit(lambda p, o, s: A.update(c, txs, p, o, state, {"image": x}, jax.random.PRNGKey(2), s))
-        runs = {on: step(params, opt, jnp.int32(5 if on else 4)) for on in (False, True)}
+        runs = {k: jax.jit(lambda p, o, s, cc=cc: A.update(cc, txs, p, o, state, {"image": x},
+                                                            jax.random.PRNGKey(2), s))(params, opt, jnp.int32(s))
+                for k, (cc, s) in cases.items()}
     g_rec, g_adv, g_disc, lam = _reference_grads(c, params, x)
-    for on, (new, _, _, metrics) in runs.items():
+    for case, (new, _, _, metrics) in runs.items():
+        on = case == "on"
         want = jax.tree.map(lambda a, b: a + (lam if on else 0.0) * b, g_rec, g_adv)
         moved = jax.tree.map(lambda a, b: a - b, params["gen"], new["gen"])
         for got, w in zip(jax.tree.leaves(moved), jax.tree.leaves(want)):
             np.testing.assert_allclose(got, w, rtol=2e-3, atol=2e-5)
-        np.testing.assert_allclose(float(metrics["d_weight"]), lam if on else 0.0, rtol=1e-3)
+        if case == "no_disc":  # nothing adversarial ran, so nothing adversarial is reported
+            assert not {"d_weight", "d_loss", "g_loss"} & set(metrics)
+        else:
+            np.testing.assert_allclose(float(metrics["d_weight"]), lam if on else 0.0, rtol=1e-3)
         d_moved = jax.tree.map(lambda a, b: a - b, params["disc"], new["disc"])
         for got, w in zip(jax.tree.leaves(d_moved), jax.tree.leaves(g_disc)):
             np.testing.assert_allclose(got, w if on else np.zeros_like(w), rtol=2e-3, atol=2e-6)

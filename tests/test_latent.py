@@ -63,6 +63,25 @@ def test_cache_is_the_scaled_posterior_mean_of_every_image(ae_run):
     assert [source[int(i)][1] for i in idx] == [images[int(i)][1] for i in idx]
 
 
+def test_latent_samples_are_not_clipped_to_the_image_range():
+    """Unit-variance latents reach +-4 (a third of a standard normal lies outside +-1), so a latent run's
+    sampler hands them to the decoder unclipped, where a pixel run's images end in [-1, 1]. At initialisation
+    the DiT's adaLN-Zero output is zero: the flow's velocity is 0 and each sample is its starting noise."""
+    from jgen.config import apply_overrides, load_config
+    from jgen.families import diffusion
+
+    ae_config = apply_overrides(load_config(AE_RECIPE), AE_TINY)
+    pixel = apply_overrides(load_config(FLOW_RECIPE), DIT_TINY + ["data.image_size=4", "data.channels=2"])
+    planned = latent.planned_config(apply_overrides(load_config(FLOW_RECIPE), DIT_TINY), ae_config)
+    assert (planned.data.image_size, planned.data.channels) == (4, 2)
+    for config, clipped in ((pixel, True), (planned, False)):
+        params = diffusion.init(config, jax.random.PRNGKey(0))[0]
+        x = np.asarray(diffusion.sample(config, {"params": params}, jax.random.PRNGKey(1), num=8))
+        noise = np.asarray(jax.random.normal(jax.random.PRNGKey(1), x.shape))
+        assert np.abs(x).max() <= 1.0 if clipped else np.abs(x).max() > 2.0
+        assert np.mean(np.abs(x) > 1.0) == (0.0 if clipped else pytest.approx(np.mean(np.abs(noise) > 1.0), abs=0.1))
+
+
 @pytest.mark.long
 def test_killed_latent_run_resumes_bit_exact(ae_run, tmp_path, capsys, jgen_env):
     steps = ["train.steps=8", "train.ckpt_every=3"]

@@ -51,6 +51,8 @@ def _operand_types(op: str) -> list:
 
 def _config(recipe, dtype):
     extra = ["gan.augment=ada"] if recipe.startswith("stylegan2") else []
+    if recipe == "ae_mnist5k":  # the digits' recipe has no discriminator; the pod recipes' patch GAN lowers here
+        extra = ["ae.disc_weight=0.5"]
     config = apply_overrides(load_config(recipe), [f"train.compute_dtype={dtype}", *extra])
     if latent.is_latent(config):  # latents:runs/ae_X is the ae_X recipe's run
         config = latent.planned_config(config, load_config(os.path.basename(latent.parse(config.data.source)[0])))

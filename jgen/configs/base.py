@@ -98,7 +98,7 @@ def _diffusion(c: ml_collections.ConfigDict) -> None:
     # sampler: ddpm (ancestral, all timesteps) | ddim (steps evenly spaced levels; eta 0 is
     # deterministic, 1 as noisy as DDPM) | heun (EDM's second-order ODE solver, 2 * steps - 1 model
     # calls) | dpmpp2m (DPM-Solver++(2M), second order, `steps` calls on a log-SNR grid); variance: small (posterior) | large (beta_t); clip: x0 to
-    # [-1, 1] at each step; guidance: the classifier-free scale of a condition.kind=class run (1 = none)
+    # [-1, 1] at each step, and the samples (off for latent runs: their unit-variance latents reach +-4); guidance: the classifier-free scale of a condition.kind=class run (1 = none)
     # euler (DDIM with eta 0) | sde (Euler-Maruyama on the reverse SDE, SiT; continuous processes);
     # grid: default (EDM's rho = 7 grid for edm, even log-SNR for dpmpp2m, uniform in t otherwise) |
     # uniform | logsnr | karras, for continuous processes; churn, s_noise: EDM Algorithm 2's S_churn and
@@ -163,7 +163,7 @@ def _autoencoder(c: ml_collections.ConfigDict) -> None:
     # train-classifier` directory whose features add an LPIPS-like term at perceptual_weight ("" = none;
     # LPIPS itself needs downloaded VGG weights); disc_start: the step the patch discriminator (disc_layers
     # stride-2 layers, disc_ndf wide) and its adaptive weight (Esser et al. 2021 eq. 7, times disc_weight)
-    # join; disc_loss: hinge | nonsaturating
+    # join (disc_weight 0: no discriminator, neither run nor trained); disc_loss: hinge | nonsaturating
     c.ae = dict(recon="l1", kl_weight=1e-6, perceptual="", perceptual_weight=1.0, disc_start=1000,
                 disc_weight=0.5, disc_loss="hinge", disc_layers=2, disc_ndf=32)
     # One Adam per network, the reference's betas (0.5, 0.9); ema_decay: the EMA of the autoencoder (0 = none)

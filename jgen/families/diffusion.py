@@ -130,8 +130,9 @@ def sampler_path(config, start=None):
 
 
 def sample(config, variables, rng, num: int, cond: Cond = Cond()):
-    """`num` images [num, H, W, C] in [-1, 1] with config.sample (sampler, steps, grid, eta, variance,
-    churn), from noise or from cond.x_T at level cond.start, along cond.path if given, with cond.post."""
+    """`num` images [num, H, W, C] in [-1, 1] (a latent run's latents, unclipped) with config.sample (sampler,
+    steps, grid, eta, variance, churn), from noise or from cond.x_T at level cond.start, along cond.path if
+    given, with cond.post."""
     s = config.sample
     model_fn = denoiser(config, variables["params"], num, cond)
     path = sampler_path(config, cond.start) if cond.path is None else cond.path
@@ -139,7 +140,8 @@ def sample(config, variables, rng, num: int, cond: Cond = Cond()):
                         eta=s.eta, variance=s.variance, clip=s.clip, churn=s.churn, s_noise=s.s_noise,
                         s_tmin=s.churn_tmin, s_tmax=s.churn_tmax,
                         x_T=cond.x_T, post=cond.post)
-    return jnp.clip(x, -1.0, 1.0)
+    # images end in [-1, 1]; a latent run's latents (sample.clip=false) are not images and go on unclipped
+    return jnp.clip(x, -1.0, 1.0) if s.clip else x
 
 
 def decode(config, variables, z):
