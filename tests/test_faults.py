@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import (MNIST_CONFIG, ROOT, STRAIGHT, TINY, all_leaves, assert_same, cli_env, final_state, free_port,
-                     jgen, leaves, multiprocess_env, one_line_error, release, run_jgen, spawn_held, state_at,
-                     tiny_train_args, wait_for_checkpoint)
+from helpers import (MNIST_CONFIG, ROOT, STRAIGHT, TINY_STRAIGHT, all_leaves, assert_same, cli_env, final_state,
+                     free_port, jgen, leaves, multiprocess_env, one_line_error, release, run_jgen, spawn_held,
+                     state_at, straight_args, wait_for_checkpoint)
 from jgen.config import read_config
 from jgen.families import get_family
 from jgen.train import checkpoint
@@ -31,7 +31,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, capsys, 
             if os.sep + "d" in d:  # the array data
                 path = os.path.join(d, f)
                 os.truncate(path, os.path.getsize(path) // 2)
-    out, _ = jgen(capsys, *tiny_train_args(cut, *STRAIGHT))
+    out, _ = jgen(capsys, *straight_args(cut, *STRAIGHT))
     assert "checkpoint 4 cannot be restored; using checkpoint 2" in out
     assert f"resumed {cut} at step 2" in out
     assert (cut / "checkpoints.damaged" / "4").is_dir()  # moved aside, not deleted
@@ -52,7 +52,7 @@ def test_nonfinite_steps_are_skipped_then_stop_with_checkpoints_intact(tmp_path,
 
     monkeypatch.setattr(d, "loss", faulty)  # in this process: the step traced for this run only
     workdir = tmp_path / "nan"
-    args = tiny_train_args(workdir, "train.steps=10", "train.ckpt_every=2", "train.keep_checkpoints=5",
+    args = straight_args(workdir, "train.steps=10", "train.ckpt_every=2", "train.keep_checkpoints=5",
                            "train.max_nonfinite=3")
     _, err = jgen(capsys, *args, code=2)
     monkeypatch.undo()
@@ -75,7 +75,7 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, straight_run):
 
     workdir = tmp_path / "full"
     # the run waits after step 3 while the cap is set (everything it compiles is compiled by then)
-    proc = spawn_held(tiny_train_args(workdir, *STRAIGHT), cli_env(1), 3, tmp_path / "capped")
+    proc = spawn_held(straight_args(workdir, *STRAIGHT), cli_env(1), 3, tmp_path / "capped")
     wait_for_checkpoint(proc, str(workdir), 2)
     resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (50_000, 50_000))
     release(tmp_path / "capped")
@@ -100,7 +100,7 @@ def test_two_processes_train_as_one_and_a_sigterm_to_one_stops_both(tmp_path, ca
     workdir = tmp_path / "preempted"
     port = free_port()
     # a grid at step 2: the sampler runs across both processes and gathers to process 0, which writes it
-    args = tiny_train_args(workdir, *STRAIGHT, "train.log_every=1", "train.sample_every=2")
+    args = straight_args(workdir, *STRAIGHT, "train.log_every=1", "train.sample_every=2")
     # both processes wait after step 3 until the signal has been sent
     procs = [spawn_held([*args, "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
                         multiprocess_env(4), 3, tmp_path / "signalled") for i in range(2)]
@@ -120,7 +120,7 @@ def test_two_processes_train_as_one_and_a_sigterm_to_one_stops_both(tmp_path, ca
     assert logged == list(range(1, saved[0] + 1)), logged  # process 0's lines only, once each
     assert "step_0000002.png" in os.listdir(workdir / "samples")
     assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)  # two processes == one device
-    out, _ = jgen(capsys, *tiny_train_args(workdir, *STRAIGHT))
+    out, _ = jgen(capsys, *straight_args(workdir, *STRAIGHT))
     assert f"at step {saved[0]}" in out and "6 steps done" in out
     a = final_state(workdir)
     assert_same(a, state_at(straight_run, 6), tol=1e-5)
@@ -136,7 +136,7 @@ def test_fsdp_on_8_devices_trains_on_the_one_device_trajectory(tmp_path, straigh
     """CI's fsdp check: parameters, EMA and Adam moments split over 8 devices, 2 steps, on the one-device
     trajectory. The long test below adds the restores onto 1 and 4 devices and XLA's memory figures."""
     workdir = tmp_path / "fsdp"
-    run_jgen(tiny_train_args(workdir, "train.steps=2", "train.ckpt_every=2", *FSDP_TINY), devices=8, check=True)
+    run_jgen(straight_args(workdir, "train.steps=2", "train.ckpt_every=2", *FSDP_TINY), devices=8, check=True)
     assert_same(state_at(workdir, 2), state_at(straight_run, 2), tol=1e-5)
 
 # `jgen ARGS`, then benchmarks/fsdp_memory.py BENCH_ARGS as a script, in one process of the same devices:
@@ -160,17 +160,17 @@ def test_fsdp_on_8_devices_equals_1_and_restores_onto_1_and_4(tmp_path, capsys, 
     devices resumes from it to step 6, again on the trajectory. XLA's memory analysis of the compiled
     step shows the state per device shrunk toward 1/8 (the small leaves stay replicated)."""
     workdir = tmp_path / "fsdp"
-    sets = [a for item in TINY + FSDP_TINY[1:] for a in ("--set", item)]
-    train = tiny_train_args(workdir, "train.steps=4", "train.ckpt_every=2", "train.keep_checkpoints=5", *FSDP_TINY)
+    sets = [a for item in TINY_STRAIGHT + FSDP_TINY[1:] for a in ("--set", item)]
+    train = straight_args(workdir, "train.steps=4", "train.ckpt_every=2", "train.keep_checkpoints=5", *FSDP_TINY)
     proc = subprocess.run([sys.executable, "-c", _TRAIN_THEN_BENCH, *train, "--bench", "--config", MNIST_CONFIG,
                            *sets, "--json"], cwd=ROOT, env=cli_env(8), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "4 steps done" in proc.stdout
     rows = json.loads(proc.stdout.strip().splitlines()[-1])
     assert_same(state_at(workdir, 4), state_at(straight_run, 4), tol=1e-5)
-    proc = run_jgen(tiny_train_args(workdir, *STRAIGHT), devices=4, check=True)
+    proc = run_jgen(straight_args(workdir, *STRAIGHT), devices=4, check=True)
     assert "at step 4" in proc.stdout
     assert_same(final_state(workdir), state_at(straight_run, 6), tol=1e-5)
 
-    assert rows["replicated"]["sharded_leaves"] == 0 and rows["fsdp"]["sharded_leaves"] > 100
+    assert rows["replicated"]["sharded_leaves"] == 0 and rows["fsdp"]["sharded_leaves"] >= 10  # of 12 >= 64
     assert rows["ratio"] < 0.25, rows  # 1/8 for the split leaves; biases and norms stay whole

@@ -26,12 +26,12 @@ def test_recipe_trains_and_samples(tmp_path, capsys, name):
 
 
 def test_a_flow_run_samples_edits_and_scores(tmp_path, capsys):
-    """One tiny flow-matching U-Net run (4 steps), then: Heun and the SDE sampler; DDPM's refused in one line;
+    """One tiny flow-matching run (a DiT: the quickest network to compile; 4 steps), then: Heun and the SDE sampler; DDPM's refused in one line;
     RePaint keeps the known pixels exactly and fills the hole; SDEdit and ILVR run; `eval --metrics nll`
     gives the ODE's bits/dim and no bound."""
     import json
     run = tmp_path / "run"
-    jgen(capsys, *tiny_train_args(run, "train.steps=4", config=RECIPE["flow_mnist5k"]))
+    jgen(capsys, *tiny_train_args(run, "train.steps=4", "model.arch=dit", config=RECIPE["flow_mnist5k"], tiny=TINY_DIT))
     for sampler in ("heun", "sde"):  # Euler is Heun's predictor; DPM-Solver++ runs in the inpainting below
         out = tmp_path / f"{sampler}.png"
         jgen(capsys, "sample", "--workdir", run, "--num", 4, "--sampler", sampler, "--steps", 3, "--out", out)
