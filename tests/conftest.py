@@ -10,6 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # ran as fast as at -O3 (5 s), where -O0 took 72 s. `jgen` subprocesses inherit the setting
 # (helpers.cli_env), so an in-process run and a subprocess compile the same executables.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=1".strip()
+# The compile cache below keeps every executable, not only those that took over 1 s (JAX's default): at -O1
+# most of the suite's programs compile in under a second, and many are compiled again by the other xdist
+# worker and by `jgen` subprocesses. Set before JAX is imported, so subprocesses inherit it too.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 from jgen import host  # noqa: E402
 

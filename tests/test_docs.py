@@ -54,7 +54,13 @@ def test_the_tutorials_have_code_to_run():
             "docs/tutorials/evaluate_npz.md", "README.md"} <= names
 
 
-@pytest.mark.parametrize("page", RUNNABLE, ids=lambda p: os.path.relpath(p, ROOT))
+# evaluate_npz.md trains a classifier and scores 1,000 digits: a long check (its functions are jgen eval's,
+# which the evaluation tests cover)
+LONG_PAGES = ("docs/tutorials/evaluate_npz.md",)
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.long) if os.path.relpath(p, ROOT) in LONG_PAGES
+                                  else p for p in RUNNABLE], ids=lambda p: os.path.relpath(p, ROOT))
 def test_every_python_block_runs(page, tmp_path):
     script = tmp_path / "page.py"
     script.write_text(code_of(page))

@@ -109,6 +109,7 @@ def test_sample_and_interpolate_from_a_gan_run(tmp_path, capsys):
     assert not (tmp_path / "run" / "samples" / "project").exists()
 
 
+@pytest.mark.long  # projection and masked projection run in test_stylegan.py on CI
 def test_stylegan2_samples_truncated_projects_mixes_and_inpaints(tmp_path, capsys):
     run = tmp_path / "run"
     jgen(capsys, *tiny_gan_args(run, "train.steps=2", *STYLEGAN[:5]))

@@ -223,6 +223,7 @@ def test_projection_recovers_a_generated_image_and_fills_a_hole():
     assert _psnr(filled, masked_target, hole) < _psnr(filled, target, hole)  # the hole is not the input's zeros
 
 
+@pytest.mark.long  # three compiles of a gradient of a gradient; path_lengths itself is checked against PyTorch
 def test_lazy_path_length_joins_one_step_in_interval_with_its_weight_and_moves_its_target():
     """_path_length_step: nothing on steps off the interval; on it, gradients linear in pl_weight *
     pl_interval, and pl_mean moved by pl_decay towards the batch's mean length (path_lengths, checked
