@@ -3,10 +3,10 @@ at the digits' scale): 16 channels, L1 reconstruction, KL weight 1e-2 and no dis
 configs/ldm_mnist5k.py (data.source=latents:runs/ae_mnist5k).
 
 Why KL 1e-2 and not the reference's 1e-6: on these digits a near-deterministic encoder (KL 1e-4: posterior
-std 0.002) leaves a latent space the decoder cannot tolerate errors in (0.1 of noise costs 3.6 dB), and the
-same latent generator scored 647 FID on it against 264 on KL 1e-2's latents (posterior std 0.11, 0.5 dB
-for the same noise); benchmarks/results/cpu2-latent-2026-12-07.md. The patch discriminator (ae.disc_weight,
-ae.disc_start) sharpened nothing here that the classifier's FID could see and doubled the step's cost."""
+std 0.002) leaves a latent space the decoder cannot tolerate errors in (0.1 of noise costs 3.6 dB, against
+0.5 dB at KL 1e-2, posterior std 0.11), and a latent generator's samples carry such errors
+(benchmarks/results/cpu2-latent-2026-12-07.md). The earlier recipe, with the patch discriminator from step
+1,000 (ae.disc_weight, ae.disc_start), reconstructed worse (PSNR 23.2 dB, rFID 37.1); here it is not run."""
 
 from jgen.configs import base
 
