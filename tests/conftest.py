@@ -46,8 +46,8 @@ def jgen_env():
 
 @pytest.fixture(scope="session")
 def straight_run(tmp_path_factory):
-    """The tiny DDPM (helpers.TINY_STRAIGHT: a one-block DiT) trained 6 steps on one device without interruption, checkpoints at 2, 4 and 6:
-    the trajectory that interrupted, damaged and re-sharded runs must reproduce."""
+    """The tiny DDPM (helpers.TINY_STRAIGHT: a one-block DiT) trained 6 steps on one device without
+    interruption, checkpoints at 2, 4 and 6: the trajectory that interrupted, damaged and re-sharded runs must reproduce."""
     workdir = tmp_path_factory.mktemp("straight") / "run"
     assert main([str(a) for a in straight_args(workdir, *STRAIGHT)]) == 0  # in this process: no boundary
     return workdir

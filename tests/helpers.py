@@ -33,9 +33,11 @@ STRAIGHT = ["train.steps=6", "train.ckpt_every=2", "train.keep_checkpoints=5"]
 # The straight run's network (conftest.straight_run) and the runs replayed against it: the DDPM recipe on a
 # one-block DiT, the network quickest to compile, so the fault, resume and multi-process tests spend their
 # time on the trainer they test rather than on XLA (measured: the flow CLI test took 58 s on it, 156 s on TINY).
-TINY_STRAIGHT = ["model.arch=dit", "data.image_size=8", "model.patch_size=2", "model.hidden=16", "model.depth=1",
-                 "model.heads=2", "train.batch_size=16", "train.log_every=1", "train.sample_every=0", "sample.steps=2",
-                 "sample.num=8", "optim.warmup_steps=2"]
+# TINY_DIT: a DiT recipe shrunk (8x8 digits, 2x2 patches, one block of width 16)
+TINY_DIT = ["data.image_size=8", "model.patch_size=2", "model.hidden=16", "model.depth=1", "model.heads=2",
+            "train.batch_size=16", "train.log_every=1", "train.sample_every=0", "sample.steps=2", "sample.num=8",
+            "optim.warmup_steps=2"]
+TINY_STRAIGHT = ["model.arch=dit", *TINY_DIT]
 
 
 def cli_env(devices: int = 1) -> dict:

@@ -6,12 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, TINY, jgen, one_line_error, tiny_train_args
+from helpers import ROOT, TINY, TINY_DIT, TINY_STRAIGHT, jgen, one_line_error, tiny_train_args
 
 RECIPE = {name: f"{ROOT}/configs/{name}.py" for name in ("flow_mnist5k", "edm_mnist5k", "dit_mnist5k")}
-TINY_DIT = ["data.image_size=8", "model.patch_size=2", "model.hidden=16", "model.depth=1", "model.heads=2",
-            "train.batch_size=16", "train.log_every=1", "train.sample_every=0", "sample.steps=2", "sample.num=8",
-            "optim.warmup_steps=2"]
 
 
 # EDM's recipe also trains (test_process_samplers) and lowers (test_lowering) in CI; its CLI run is a long check
@@ -26,12 +23,12 @@ def test_recipe_trains_and_samples(tmp_path, capsys, name):
 
 
 def test_a_flow_run_samples_edits_and_scores(tmp_path, capsys):
-    """One tiny flow-matching run (a DiT: the quickest network to compile; 4 steps), then: Heun and the SDE sampler; DDPM's refused in one line;
-    RePaint keeps the known pixels exactly and fills the hole; SDEdit and ILVR run; `eval --metrics nll`
-    gives the ODE's bits/dim and no bound."""
+    """One tiny flow-matching run (a one-block DiT, the quickest network to compile; 4 steps), then: Heun and
+    the SDE sampler; DDPM's refused in one line; RePaint keeps the known pixels exactly and fills the hole;
+    SDEdit and ILVR run; `eval --metrics nll` gives the ODE's bits/dim and no bound."""
     import json
     run = tmp_path / "run"
-    jgen(capsys, *tiny_train_args(run, "train.steps=4", "model.arch=dit", config=RECIPE["flow_mnist5k"], tiny=TINY_DIT))
+    jgen(capsys, *tiny_train_args(run, "train.steps=4", config=RECIPE["flow_mnist5k"], tiny=TINY_STRAIGHT))
     for sampler in ("heun", "sde"):  # Euler is Heun's predictor; DPM-Solver++ runs in the inpainting below
         out = tmp_path / f"{sampler}.png"
         jgen(capsys, "sample", "--workdir", run, "--num", 4, "--sampler", sampler, "--steps", 3, "--out", out)
