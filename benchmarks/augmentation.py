@@ -12,7 +12,6 @@ initialisation, batch order and the real subset of (a) and (b)), mean and spread
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -21,6 +20,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.timing import jgen  # noqa: E402
 from jgen import host  # noqa: E402
 
 host.configure()
@@ -29,14 +29,6 @@ from jgen.data.pipeline import first_images, images_at, uniform_subset  # noqa: 
 from jgen.data.sources import Source, open_source  # noqa: E402
 from jgen.eval.classifier import _data_config, accuracy, fit  # noqa: E402
 from jgen.images import to_uint8  # noqa: E402
-
-
-def jgen(*args):
-    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True)
-    if proc.returncode:
-        raise SystemExit(f"jgen {' '.join(map(str, args))} failed: {proc.stderr[-2000:]}")
-    return proc.stdout
 
 
 def in_memory(images: np.ndarray, labels: np.ndarray, name: str) -> Source:

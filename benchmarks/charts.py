@@ -152,6 +152,25 @@ def fid_vs_steps(path):
            "classifiers. Rows resampled with another sampler (250 DDIM steps) are left out.", path, 2)
 
 
+def calls_panel(ax, rows, floor, title):
+    """FID against model calls (log axis) of one run's rows ({sampler, evaluations, fid_classifier}), one
+    line per sampler, the floor dashed."""
+    styles = dict(zip(SAMPLERS, ["o-", "D-", "^:", "s--"]))
+    for sampler in dict.fromkeys(r["sampler"] for r in rows):
+        pts = sorted((r["evaluations"], r["fid_classifier"]) for r in rows if r["sampler"] == sampler)
+        ax.plot(*zip(*pts), styles.get(sampler, "o-"), label=SAMPLERS.get(sampler, sampler),
+                color=f"C{list(SAMPLERS).index(sampler) if sampler in SAMPLERS else 5}")
+    ax.axhline(floor, color="grey", linestyle="--", linewidth=1, label="floor: real training digits")
+    ax.set_title(title, fontsize=10)
+    ax.set_xscale("log")
+    ax.set_xticks([10, 20, 50, 100], labels=["10", "20", "50", "100"])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(7.5, 130)
+    ax.set_ylim(0, None)
+    ax.set_xlabel("model calls per sample")
+    ax.grid(alpha=0.3)
+
+
 def fid_vs_calls(path):
     files = ["cpu2-fast-samplers-2026-11-30.json", "cpu2-fast-samplers-2026-12-06.json"]
     panels = {}  # run -> (rows, floor, file)
@@ -161,21 +180,8 @@ def fid_vs_calls(path):
         for run in dict.fromkeys(r["run"] for r in rows if "evaluations" in r and r["evaluations"] > 0):
             panels[run] = ([r for r in rows if r["run"] == run and r.get("evaluations", 0) > 0], floor, filename)
     fig, axes = plt.subplots(1, len(panels), figsize=(8, 3.8), sharex=True, layout="constrained", dpi=120)
-    styles = dict(zip(SAMPLERS, ["o-", "D-", "^:", "s--"]))
     for ax, (run, (rows, floor, filename)) in zip(axes, panels.items()):
-        for sampler in dict.fromkeys(r["sampler"] for r in rows):
-            pts = sorted((r["evaluations"], r["fid_classifier"]) for r in rows if r["sampler"] == sampler)
-            ax.plot(*zip(*pts), styles.get(sampler, "o-"), label=SAMPLERS.get(sampler, sampler),
-                    color=f"C{list(SAMPLERS).index(sampler) if sampler in SAMPLERS else 5}")
-        ax.axhline(floor, color="grey", linestyle="--", linewidth=1, label="floor: real training digits")
-        ax.set_title(f"{run} run ({date(filename)})", fontsize=10)
-        ax.set_xscale("log")
-        ax.set_xticks([10, 20, 50, 100], labels=["10", "20", "50", "100"])
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xlim(7.5, 130)
-        ax.set_ylim(0, None)
-        ax.set_xlabel("model calls per sample")
-        ax.grid(alpha=0.3)
+        calls_panel(ax, rows, floor, f"{run} run ({date(filename)})")
     axes[0].set_ylabel("FID (classifier features)")
     handles = {}
     for ax in axes:  # the union of the panels' entries, each once

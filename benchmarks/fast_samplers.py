@@ -12,14 +12,13 @@ sampler) in benchmarks/results/.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.timing import write_results  # noqa: E402
+from benchmarks.timing import jgen, write_results  # noqa: E402
 
 ROWS = [("euler", 10), ("euler", 20), ("euler", 50), ("euler", 100), ("dpmpp2m", 10), ("dpmpp2m", 20),
         ("dpmpp2m", 50), ("dpmpp2m", 100), ("heun", 5), ("heun", 10), ("heun", 25), ("heun", 50)]  # (sampler, steps)
@@ -34,39 +33,22 @@ def evaluations(workdir: str, sampler: str, steps: int) -> int:
     return samplers.model_calls(proc, sampler, samplers.sampler_path(proc, sampler, steps))
 
 
-def jgen(*args):
-    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    if proc.returncode:
-        raise SystemExit(f"jgen {' '.join(map(str, args))} failed: {proc.stderr[-2000:]}")
-    return proc.stdout
-
-
-def chart(rows, floor, path, title):
-    """FID against model evaluations (log axis), one line per run and sampler, the floor dashed; the
-    legend sits outside the axes so it covers nothing."""
-    import matplotlib
-    matplotlib.use("Agg")
+def chart(rows, floor, path, title, note):
+    """One panel per run (benchmarks/charts.py's, as docs/img/fid-vs-calls.png draws them)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    styles = {"euler": "o-", "heun": "s--", "dpmpp2m": "^:"}
-    for run in dict.fromkeys(r["run"] for r in rows):
-        for sampler, style in styles.items():
-            pts = sorted((r["evaluations"], r["fid_classifier"]) for r in rows if r["run"] == run and r["sampler"] == sampler)
-            if pts:
-                ax.plot(*zip(*pts), style, label=f"{run}, {sampler}")
-    ax.axhline(floor, color="grey", linestyle="--", linewidth=1, label="floor (real digits)")
-    ax.set_xscale("log")
-    ax.set_xticks([10, 20, 50, 100], labels=["10", "20", "50", "100"])
-    ax.set_xlabel("model evaluations per sample")
-    ax.set_ylabel("FID (classifier features)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    from benchmarks.charts import calls_panel, finish
+
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 3.8), sharex=True, layout="constrained",
+                             dpi=120, squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        calls_panel(ax, [r for r in rows if r["run"] == run], floor, f"{run} run")
+    axes[0, 0].set_ylabel("FID (classifier features)")
+    handles = {}
+    for ax in axes[0]:  # the union of the panels' entries, each once
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    finish(fig, axes[0, len(runs) // 2], title, note, path, 3, handles)
 
 
 def main():
@@ -112,8 +94,8 @@ def main():
                f"{a.num} of the test digits), {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')} "
                "(`python benchmarks/fast_samplers.py`)")
     stem = write_results(a.out, "fast-samplers", heading, "\n".join(lines), rows + [dict(run="floor", fid_classifier=floor)])
-    chart(rows, floor, stem + ".png", f"FID against model evaluations, {a.num} samples each\n"
-          f"({os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}; reference: {a.num} test digits)")
+    chart(rows, floor, stem + ".png", f"FID against model calls, {a.num} samples each",
+          f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}; reference: {a.num} test digits. Lower is better.")
 
 
 if __name__ == "__main__":

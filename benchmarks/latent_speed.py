@@ -61,16 +61,16 @@ def main():
     batch = [f"train.batch_size={a.batch}"]
     ae = load_config(a.autoencoder)
     latent = planned_config(apply_overrides(load_config(a.latent), batch + a.set), ae)
+    names = {"latent": a.latent, "pixel": a.pixel or f"{a.latent} on images"}
     if a.pixel:
         pixel = apply_overrides(load_config(a.pixel), batch)
     else:
-        a.pixel = f"{a.latent} on images"
         pixel = apply_overrides(load_config(a.latent), batch + a.set + [
             f"data.source={ae.data.source}", f"data.image_size={ae.data.image_size}", f"data.channels={ae.data.channels}"])
     rows = {}
     for name, config in (("pixel", pixel), ("latent", latent)):
         sec = step_seconds(config, a.batch)
-        rows[name] = dict(recipe=getattr(a, name), shape=[config.data.image_size] * 2 + [config.data.channels],
+        rows[name] = dict(recipe=names[name], shape=[config.data.image_size] * 2 + [config.data.channels],
                           seconds_per_step=sec, images_per_sec=a.batch / sec)
     rows["ratio"] = rows["latent"]["images_per_sec"] / rows["pixel"]["images_per_sec"]
     text = "\n".join(["| model | input | s / step | images / s |", "|---|---|---|---|"] + [

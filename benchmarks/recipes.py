@@ -16,19 +16,13 @@ written next to it; the runs stay in runs/recipes/NAME for inspection.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
-
-def jgen(*args) -> str:
-    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True)
-    if proc.returncode:
-        raise SystemExit(f"jgen {' '.join(map(str, args))} failed: {proc.stderr[-2000:]}")
-    return proc.stdout
+from benchmarks.timing import jgen  # noqa: E402
 
 
 def evaluate(workdir: str, classifier: str, num: int, extra=()) -> dict:

@@ -1,5 +1,9 @@
-"""The one timer the benchmarks share: median of repeated windows after a warm-up call."""
+"""What the benchmarks share: one timer (median of repeated windows after a warm-up call), one results
+writer, and `jgen`, the command line as a user runs it."""
 
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -24,7 +28,6 @@ def timed(fn, *args, repeats=5, inner=5, sync=None):
 def write_results(out_dir, name, heading, text, rows):
     """Prints the markdown table and writes results/cpu<N>-<name>-<date>.{md,json}; returns the stem."""
     import json
-    import os
 
     print(text)
     os.makedirs(out_dir, exist_ok=True)
@@ -34,3 +37,14 @@ def write_results(out_dir, name, heading, text, rows):
     with open(stem + ".json", "w") as f:
         json.dump(rows, f, indent=1)
     return stem
+
+
+def jgen(*args) -> str:
+    """Runs `python -m jgen.cli ARGS` from the repository root and returns its stdout; a
+    failure stops the benchmark with the command and the end of its stderr."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-m", "jgen.cli", *map(str, args)], cwd=root, capture_output=True,
+                          text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if proc.returncode:
+        raise SystemExit(f"jgen {' '.join(map(str, args))} failed: {proc.stderr[-2000:]}")
+    return proc.stdout
