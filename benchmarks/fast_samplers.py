@@ -35,9 +35,8 @@ def evaluations(workdir: str, sampler: str, steps: int) -> int:
 
 def chart(rows, floor, path, title, note):
     """One panel per run (benchmarks/charts.py's, as docs/img/fid-vs-calls.png draws them)."""
+    from benchmarks.charts import calls_panel, finish  # sets matplotlib's Agg backend before pyplot loads
     import matplotlib.pyplot as plt
-
-    from benchmarks.charts import calls_panel, finish
 
     runs = list(dict.fromkeys(r["run"] for r in rows))
     fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 3.8), sharex=True, layout="constrained",

@@ -36,7 +36,6 @@ def image_px(workdir: str) -> int:
     """The side of a run's images: a latent run's (data.source=latents:AE) are its autoencoder's."""
     data = json.load(open(os.path.join(workdir, "config.json")))["data"]
     if data["source"].startswith("latents:"):
-        sys.path.insert(0, ROOT)
         from jgen.latent import parse
 
         return image_px(parse(data["source"])[0])
@@ -98,7 +97,10 @@ def main():
         r = evaluate(workdir, a.classifier, a.num, () if a.guidance is None else ("--guidance", a.guidance))
         px = image_px(workdir)
         extra = {} if "guidance" not in r else {"guidance": r["guidance"]}
-        rows.append(dict(name=a.name, config=a.config, overrides=a.set, num=a.num, px=px, train_seconds=seconds, **extra,
+        if "psnr" in r:  # an autoencoder's report: its reconstructions' PSNR beside their FID
+            extra["psnr"] = r["psnr"]
+        config = os.path.join(workdir, "config.json") if a.workdir else a.config  # what the judged run was
+        rows.append(dict(name=a.name, config=config, overrides=a.set, num=a.num, px=px, train_seconds=seconds, **extra,
                          steps_per_sec=round(steps_per_sec(workdir), 1), fid=r["fid_classifier"],
                          confident=r["confident_classifier"], sampling_seconds=r["seconds"]["sampling"]))
     with open(a.results, "a") as f:
