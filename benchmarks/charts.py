@@ -171,6 +171,19 @@ def calls_panel(ax, rows, floor, title):
     ax.grid(alpha=0.3)
 
 
+def calls_figure(panels, title, note, path):
+    """One calls_panel per (rows, floor, panel title), side by side, with the union of their legends once."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(8, 3.8), sharex=True, layout="constrained",
+                             dpi=120, squeeze=False)
+    for ax, (rows, floor, panel_title) in zip(axes[0], panels):
+        calls_panel(ax, rows, floor, panel_title)
+    axes[0, 0].set_ylabel("FID (classifier features)")
+    handles = {}
+    for ax in axes[0]:  # the union of the panels' entries, each once
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    finish(fig, axes[0, len(panels) // 2], title, note, path, 3, handles)
+
+
 def fid_vs_calls(path):
     files = ["cpu2-fast-samplers-2026-11-30.json", "cpu2-fast-samplers-2026-12-06.json"]
     panels = {}  # run -> (rows, floor, file)
@@ -179,17 +192,10 @@ def fid_vs_calls(path):
         floor = next(r["fid_classifier"] for r in rows if r["run"] == "floor" or "floor" in r.get("sampler", ""))
         for run in dict.fromkeys(r["run"] for r in rows if "evaluations" in r and r["evaluations"] > 0):
             panels[run] = ([r for r in rows if r["run"] == run and r.get("evaluations", 0) > 0], floor, filename)
-    fig, axes = plt.subplots(1, len(panels), figsize=(8, 3.8), sharex=True, layout="constrained", dpi=120)
-    for ax, (run, (rows, floor, filename)) in zip(axes, panels.items()):
-        calls_panel(ax, rows, floor, f"{run} run ({date(filename)})")
-    axes[0].set_ylabel("FID (classifier features)")
-    handles = {}
-    for ax in axes:  # the union of the panels' entries, each once
-        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
-    finish(fig, axes[len(axes) // 2], "FID against model calls, per sampler and per trained run",
-           f"{machine(files[0])}; {', '.join(files)}. Lower is better. The two dates used different classifiers "
-           "(see each panel's floor), so compare a panel's curves with each other and with its own floor.", path, 3,
-           handles)
+    calls_figure([(rows, floor, f"{run} run ({date(filename)})") for run, (rows, floor, filename) in panels.items()],
+                 "FID against model calls, per sampler and per trained run",
+                 f"{machine(files[0])}; {', '.join(files)}. Lower is better. The two dates used different classifiers "
+                 "(see each panel's floor), so compare a panel's curves with each other and with its own floor.", path)
 
 
 def cpu_speed_ratios(path):

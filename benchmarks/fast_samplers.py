@@ -33,23 +33,6 @@ def evaluations(workdir: str, sampler: str, steps: int) -> int:
     return samplers.model_calls(proc, sampler, samplers.sampler_path(proc, sampler, steps))
 
 
-def chart(rows, floor, path, title, note):
-    """One panel per run (benchmarks/charts.py's, as docs/img/fid-vs-calls.png draws them)."""
-    from benchmarks.charts import calls_panel, finish  # sets matplotlib's Agg backend before pyplot loads
-    import matplotlib.pyplot as plt
-
-    runs = list(dict.fromkeys(r["run"] for r in rows))
-    fig, axes = plt.subplots(1, len(runs), figsize=(4 * len(runs), 3.8), sharex=True, layout="constrained",
-                             dpi=120, squeeze=False)
-    for ax, run in zip(axes[0], runs):
-        calls_panel(ax, [r for r in rows if r["run"] == run], floor, f"{run} run")
-    axes[0, 0].set_ylabel("FID (classifier features)")
-    handles = {}
-    for ax in axes[0]:  # the union of the panels' entries, each once
-        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
-    finish(fig, axes[0, len(runs) // 2], title, note, path, 3, handles)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", action="append", default=[], metavar="LABEL=WORKDIR", help="a trained diffusion run")
@@ -93,8 +76,13 @@ def main():
                f"{a.num} of the test digits), {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')} "
                "(`python benchmarks/fast_samplers.py`)")
     stem = write_results(a.out, "fast-samplers", heading, "\n".join(lines), rows + [dict(run="floor", fid_classifier=floor)])
-    chart(rows, floor, stem + ".png", f"FID against model calls, {a.num} samples each",
-          f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}; reference: {a.num} test digits. Lower is better.")
+    from benchmarks.charts import calls_figure  # sets matplotlib's Agg backend
+
+    runs = dict.fromkeys(r["run"] for r in rows)
+    calls_figure([([r for r in rows if r["run"] == run], floor, f"{run} run") for run in runs],
+                 f"FID against model calls, {a.num} samples each",
+                 f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}; reference: {a.num} test digits. "
+                 "Lower is better.", stem + ".png")
 
 
 if __name__ == "__main__":

@@ -80,10 +80,11 @@ def test_update_is_the_objective_with_the_adaptive_weight(tiny):
     opt = {k: txs[k].init(params[k]) for k in txs}
     no_disc = apply_overrides(c, ["ae.disc_weight=0"])
     with jax.default_matmul_precision("highest"):
-        steps = {id(cc): jax.jit(lambda p, o, s, cc=cc: A.update(cc, txs, p, o, state, {"image": x},
-                                                                   jax.random.PRNGKey(2), s)) for cc in (c, no_disc)}
-        runs = {k: steps[id(cc)](params, opt, jnp.int32(s))  # the step index is traced: one compile per config
-                for k, (cc, s) in {"off": (c, 4), "on": (c, 5), "no_disc": (no_disc, 5)}.items()}
+        step, step_no_disc = (jax.jit(lambda p, o, s, cc=cc: A.update(cc, txs, p, o, state, {"image": x},
+                                                                      jax.random.PRNGKey(2), s)) for cc in (c, no_disc))
+        # the step index is traced: one compile per config
+        runs = {"off": step(params, opt, jnp.int32(4)), "on": step(params, opt, jnp.int32(5)),
+                "no_disc": step_no_disc(params, opt, jnp.int32(5))}
     g_rec, g_adv, g_disc, lam = _reference_grads(c, params, x)
     for case, (new, _, _, metrics) in runs.items():
         on = case == "on"
