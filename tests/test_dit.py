@@ -8,7 +8,7 @@ import pytest
 
 from helpers import random_variables, rel_err
 from jgen.errors import JgenError
-from jgen.nn.dit import SIZES, DiT, check_shape, pos_embed_2d
+from jgen.nn.dit import SIZES, DiT, attention_heads_first, check_shape, pos_embed_2d
 
 TINY = dict(patch_size=2, hidden=64, depth=2, heads=4, out_ch=4)
 
@@ -107,6 +107,25 @@ def test_position_embedding_against_float64_formula():
                 ref[r * grid + c, 3 * dim // 4 + i] = np.cos(r * w)
     got = pos_embed_2d(dim, grid)
     assert got.dtype == np.float32 and np.max(np.abs(got - ref)) < 1e-6
+
+
+def test_cpu_attention_against_float64_formula_and_jax():
+    """The CPU form of the attention against softmax(q k^T / sqrt(d)) v in float64 NumPy, per head
+    (Vaswani et al. eq. 1), and its gradient against jax.nn.dot_product_attention's (the form used off
+    the CPU); in bfloat16 it keeps the dtype and stays close."""
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.normal(size=(2, 5, 3, 4)) for _ in range(3))  # [B, T, heads, d]
+    logits = np.einsum("bthd,bshd->bhts", q, k) / 2.0
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    ref = np.einsum("bhts,bshd->bthd", probs / probs.sum(-1, keepdims=True), v)
+    q32, k32, v32 = (jnp.float32(a) for a in (q, k, v))
+    assert np.max(np.abs(attention_heads_first(q32, k32, v32) - ref)) < 1e-5
+    grads = [jax.grad(lambda *a: jnp.sum(jnp.sin(f(*a))), argnums=(0, 1, 2))(q32, k32, v32)
+             for f in (attention_heads_first, jax.nn.dot_product_attention)]
+    for got, want in zip(*grads):
+        assert np.max(np.abs(got - want)) < 1e-5
+    out16 = attention_heads_first(*(a.astype(jnp.bfloat16) for a in (q32, k32, v32)))
+    assert out16.dtype == jnp.bfloat16 and np.max(np.abs(out16.astype(np.float32) - ref)) < 0.05
 
 
 def test_bfloat16_compute_stays_bfloat16_and_close():

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.errors import JgenError
+from jgen.nn.conv import materialised, on_cpu
 
 # (depth, hidden, heads) of DiT-S, B, L, XL (the paper's Table 1)
 SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
@@ -98,12 +99,29 @@ def dense(features: int, zero: bool = False, name=None):
                     bias_init=nn.initializers.zeros, name=name)
 
 
+def attention_heads_first(q, k, v):
+    """softmax(q k^T / sqrt(d)) v for q, k, v [B, T, heads, d] -> [B, T, heads, d], with the heads moved
+    ahead of the tokens before both products, so that each is a plain batched matmul over
+    [B * heads] (Vaswani et al. 2017, eq. 1). Logits and softmax in float32, the probabilities cast back
+    to v's dtype for the second product, as jax.nn.dot_product_attention does.
+
+    The same function as jax.nn.dot_product_attention (tests/test_dit.py); XLA:CPU runs its gradient
+    faster, since it keeps the [B, T, heads, d] layout inside each product and transposes there
+    (a DiT step 12% faster on 2 cores, benchmarks/results/cpu2-dit-speed-2026-12-07.md).
+    """
+    q, k, v = (a.transpose(0, 2, 1, 3) for a in (q, k, v))
+    logits = jnp.einsum("bnth,bnsh->bnts", q, k, preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
+    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    return jnp.einsum("bnts,bnsh->bnth", probs, v).transpose(0, 2, 1, 3)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, q, k, v from one Linear(3 * hidden); x [B, T, D] -> [B, T, D].
 
-    jax.nn.dot_product_attention with implementation=None: XLA's form on every platform today, which
-    with bfloat16 q and k accumulates the logits in float32 (dot algorithm BF16_BF16_F32) and takes
-    the softmax in float32; on a GPU XLA fuses it.
+    jax.nn.dot_product_attention with implementation=None off the CPU: XLA's form, which with
+    bfloat16 q and k accumulates the logits in float32 (dot algorithm BF16_BF16_F32) and takes the
+    softmax in float32; on a GPU XLA fuses it. On a CPU, `attention_heads_first`, the same function
+    in the layout XLA:CPU differentiates fastest.
     """
     heads: int
 
@@ -111,22 +129,31 @@ class Attention(nn.Module):
     def __call__(self, x):
         b, t, d = x.shape
         qkv = dense(3 * d, name="qkv")(x).reshape(b, t, 3, self.heads, d // self.heads)
-        h = jax.nn.dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])  # [B, T, heads, D/heads]
-        return dense(d, name="proj")(h.reshape(b, t, d))
+        h = on_cpu(attention_heads_first, jax.nn.dot_product_attention, qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])
+        return dense(d, name="proj")(h.reshape(b, t, d))  # h: [B, T, heads, D/heads]
 
 
 class DiTBlock(nn.Module):
     """The adaLN-Zero block (the paper's Figure 3): x + gate * attn(modulate(LN(x))), then the same
-    with an MLP (GELU, tanh approximation). c [B, D] is the conditioning vector t + y."""
+    with an MLP (GELU, tanh approximation). c [B, D] is the conditioning vector t + y.
+
+    The residual stream x is `materialised` (stored behind an optimisation barrier, on a CPU only)
+    as it enters the block and after the attention branch. Without the barriers XLA:CPU fuses the
+    whole chain of residual additions and their gradients into loops that recompute every earlier
+    block's contribution, so a step's cost grew with the square of the depth: 6 blocks at 14x14
+    tokens took 2.9 s a step on one core, 1.5 s with them (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
+    """
     heads: int
     mlp_ratio: float = 4.0
 
     @nn.compact
     def __call__(self, x, c):
         d = x.shape[-1]
+        x = materialised(x)
         mod = dense(6 * d, zero=True, name="adaLN_modulation")(nn.silu(c))
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
-        x = x + gate_msa[:, None, :] * Attention(self.heads, name="attn")(modulate(layer_norm(x), shift_msa, scale_msa))
+        h = Attention(self.heads, name="attn")(modulate(layer_norm(x), shift_msa, scale_msa))
+        x = materialised(x + gate_msa[:, None, :] * h)
         h = modulate(layer_norm(x), shift_mlp, scale_mlp)
         h = dense(d, name="fc2")(nn.gelu(dense(int(d * self.mlp_ratio), name="fc1")(h), approximate=True))
         return x + gate_mlp[:, None, :] * h
