@@ -105,9 +105,9 @@ def attention_heads_first(q, k, v):
     [B * heads] (Vaswani et al. 2017, eq. 1). Logits and softmax in float32, the probabilities cast back
     to v's dtype for the second product, as jax.nn.dot_product_attention does.
 
-    The same function as jax.nn.dot_product_attention (tests/test_dit.py); XLA:CPU runs its gradient
-    faster, since it keeps the [B, T, heads, d] layout inside each product and transposes there
-    (a DiT step 12% faster on 2 cores, benchmarks/results/cpu2-dit-speed-2026-12-07.md).
+    The same function as jax.nn.dot_product_attention (tests/test_dit.py). XLA:CPU runs its forward and
+    backward about 20% faster (17 against 20 ms at 16 x 196 tokens, 4 heads, 2 cores), but only with
+    DiTBlock's barriers: without them the whole step took twice as long.
     """
     q, k, v = (a.transpose(0, 2, 1, 3) for a in (q, k, v))
     logits = jnp.einsum("bnth,bnsh->bnts", q, k, preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
@@ -139,9 +139,10 @@ class DiTBlock(nn.Module):
 
     The residual stream x is `materialised` (stored behind an optimisation barrier, on a CPU only)
     as it enters the block and after the attention branch. Without the barriers XLA:CPU fuses the
-    whole chain of residual additions and their gradients into loops that recompute every earlier
-    block's contribution, so a step's cost grew with the square of the depth: 6 blocks at 14x14
-    tokens took 2.9 s a step on one core, 1.5 s with them (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
+    chain of residual additions and their gradients into loops that recompute earlier blocks (the
+    compiled 6-block step is 2.5 MB of HLO against 0.9 MB with them). On 2 quiet cores that costs
+    little (benchmarks/run.py's DiT row: 0.79x torch eager before, 0.80x after), but with another
+    process on the cores the step took twice as long (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
     """
     heads: int
     mlp_ratio: float = 4.0
