@@ -5,7 +5,7 @@ with respect to every parameter, jitted with jgen's host settings, for one check
   python /tmp/old/benchmarks/dit_step.py --depth 1       # another checkout times its own jgen
   python benchmarks/dit_step.py --batch 64 --hidden 192 --heads 3   # benchmarks/run.py's DiT shapes
 
-Parameters are N(0, 0.01) shifted by 0.01 so no zero-initialised layer hides a gradient. Used in
+Parameters are the DiT's initialisation plus 0.01, so that no zero-initialised layer hides a gradient. Used in
 benchmarks/results/cpu2-dit-speed-2026-12-07.md.
 """
 

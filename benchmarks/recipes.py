@@ -50,11 +50,13 @@ def steps_per_sec(workdir: str) -> float:
 
 def table(path: str) -> str:
     rows = [json.loads(line) for line in open(path)]
-    floors = {(r["num"], r.get("px", 28)): r["fid"] for r in rows if r["name"].startswith("floor (real training digits")}
+    def key(r):  # a row is divided by the floor of its own count, side and classifier
+        return r["num"], r.get("px", 28), r.get("extractor")
+
+    floors = {key(r): r["fid"] for r in rows if r["name"].startswith("floor (real training digits")}
     lines = ["| recipe | overrides | train s | steps/s | FID (clf) | / floor | p>=0.9 |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        key = (r["num"], r.get("px", 28))
-        ratio = f"{r['fid'] / floors[key]:.2f}" if key in floors else "-"
+        ratio = f"{r['fid'] / floors[key(r)]:.2f}" if key(r) in floors else "-"
         lines.append(f"| {r['name']} | {' '.join(r['overrides']) or '-'} | {r.get('train_seconds', '-')} | "
                      f"{r.get('steps_per_sec', '-')} | {r['fid']:.1f} | {ratio} | {r['confident']:.3f} |")
     return "\n".join(lines)
@@ -114,7 +116,7 @@ def main():
         seen = sorted({json.loads(line).get("extractor", "not recorded") for line in open(a.results)})
         with open(a.results.replace(".jsonl", ".md"), "w") as f:
             f.write(f"# Offline recipes side by side (2 CPU cores, {time.strftime('%Y-%m-%d')})\n\n"
-                    f"Features: {', '.join(seen)}. Compare rows by their ratio to the floor of the same classifier.\n\n{text}\n")
+                    f"Features: {', '.join(seen)}. A row's ratio is to the floor of its own classifier.\n\n{text}\n")
         if a.table:
             print(text)
 
