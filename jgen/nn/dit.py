@@ -140,10 +140,12 @@ class DiTBlock(nn.Module):
 
     The residual stream x is `materialised` (stored behind an optimisation barrier, on a CPU only)
     as it enters the block and after the attention branch. Without the barriers XLA:CPU fuses the
-    chain of residual additions and their gradients into loops that recompute earlier blocks (the
-    compiled 6-block step is 2.5 MB of HLO against 0.9 MB with them). On 2 quiet cores that costs
-    little (benchmarks/run.py's DiT row: 0.79x torch eager before, 0.80x after), but with another
-    process on the cores the step took twice as long (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
+    chain of residual additions and their gradients into loops that recompute earlier blocks at
+    some shapes: at batch 16, 14x14 tokens, width 128 the compiled 6-block step is 2.5 MB of HLO
+    against 0.9 MB with them, and the step (with heads-first attention as well) took 481-503 ms
+    against 819-871 before, on 2 quiet cores. At batch 64,
+    width 192 XLA does not fuse that way and the barriers change nothing
+    (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
     """
     heads: int
     mlp_ratio: float = 4.0
