@@ -48,8 +48,7 @@ def steps_per_sec(workdir: str) -> float:
     return sum(rates) / max(1, len(rates))
 
 
-def table(path: str) -> str:
-    rows = [json.loads(line) for line in open(path)]
+def table(rows: list) -> str:
     def key(r):  # a row is divided by the floor of its own count, side and classifier
         return r["num"], r.get("px", 28), r.get("extractor")
 
@@ -111,9 +110,10 @@ def main():
             print(json.dumps(row), flush=True)
             f.write(json.dumps(row) + "\n")
     if os.path.exists(a.results):
-        text = table(a.results)
+        measured = [json.loads(line) for line in open(a.results)]
+        text = table(measured)
         # the classifier is trained on the machine: two kinds of box here give two (floors 17.7 and 23.3)
-        seen = sorted({json.loads(line).get("extractor", "not recorded") for line in open(a.results)})
+        seen = sorted({r.get("extractor", "not recorded") for r in measured})
         with open(a.results.replace(".jsonl", ".md"), "w") as f:
             f.write(f"# Offline recipes side by side (2 CPU cores, {time.strftime('%Y-%m-%d')})\n\n"
                     f"Features: {', '.join(seen)}. A row's ratio is to the floor of its own classifier.\n\n{text}\n")

@@ -143,9 +143,8 @@ class DiTBlock(nn.Module):
     chain of residual additions and their gradients into loops that recompute earlier blocks at
     some shapes: at batch 16, 14x14 tokens, width 128 the compiled 6-block step is 2.5 MB of HLO
     against 0.9 MB with them, and the step (with heads-first attention as well) took 481-503 ms
-    against 819-871 before, on 2 quiet cores. At batch 64,
-    width 192 XLA does not fuse that way and the barriers change nothing
-    (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
+    against 819-871 before, on 2 quiet cores. At batch 64, width 192 XLA does not fuse that way and
+    the barriers change nothing (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
     """
     heads: int
     mlp_ratio: float = 4.0
