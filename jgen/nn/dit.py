@@ -108,7 +108,8 @@ def attention_heads_first(q, k, v):
     The same function as jax.nn.dot_product_attention (tests/test_dit.py). XLA:CPU runs its forward and
     backward about 20% faster (17 against 20 ms at 16 x 196 tokens, 4 heads, 2 quiet cores), but only
     with DiTBlock's barriers: without them the whole step at those shapes (width 128, 6 blocks) took
-    477-543 ms against 264-267 with them.
+    477-543 ms against 264-267 with them (timed from the DiT's own initialisation, not by
+    benchmarks/dit_step.py, so not comparable with DiTBlock's figures).
     """
     q, k, v = (a.transpose(0, 2, 1, 3) for a in (q, k, v))
     logits = jnp.einsum("bnth,bnsh->bnts", q, k, preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
