@@ -50,14 +50,22 @@ def main():
         return 1e3 * timed(once, repeats=20, inner=1, sync=lambda out: None)
 
     heads_first = lambda a: a.transpose(1, 2)
+    sdpa = lambda q, k, v: F.scaled_dot_product_attention(heads_first(q), heads_first(k), heads_first(v))
+    torch_mlp = lambda x, a, c: F.gelu(x @ a, approximate="tanh") @ c
     rows = [
         ("attention (jax.nn.dot_product_attention / F.scaled_dot_product_attention)",
-         jax_ms(lambda q, k, v: jax.nn.dot_product_attention(q, k, v), q, q, q),
-         torch_ms(lambda q, k, v: F.scaled_dot_product_attention(heads_first(q), heads_first(k), heads_first(v)), q, q, q)),
+         jax_ms(lambda q, k, v: jax.nn.dot_product_attention(q, k, v), q, q, q), torch_ms(sdpa, q, q, q)),
+        ("attention, jgen's CPU form (dit.attention_heads_first)", jax_ms(dit.attention_heads_first, q, q, q),
+         torch_ms(sdpa, q, q, q)),
         ("LayerNorm without affine", jax_ms(dit.layer_norm, x), torch_ms(lambda x: F.layer_norm(x, x.shape[-1:], eps=1e-6), x)),
-        ("qkv Linear (x @ W, 192 -> 576)", jax_ms(lambda x, w: x @ w, x, w_qkv), torch_ms(lambda x, w: x @ w, x, w_qkv)),
-        ("MLP (192 -> 768, GELU tanh, -> 192)", jax_ms(lambda x, a, c: jax.nn.gelu(x @ a, approximate=True) @ c, x, w1, w2),
-         torch_ms(lambda x, a, c: F.gelu(x @ a, approximate="tanh") @ c, x, w1, w2)),
+        ("qkv Linear (x @ W, 192 -> 576) on [B, T, D] (nn.Dense's product)", jax_ms(lambda x, w: x @ w, x, w_qkv),
+         torch_ms(lambda x, w: x @ w, x, w_qkv)),
+        ("qkv Linear on the [B * T, D] rows (dit.TokenDense on a CPU)", jax_ms(dit._rows_dot, x, w_qkv),
+         torch_ms(lambda x, w: x @ w, x, w_qkv)),
+        ("MLP (192 -> 768, GELU tanh, -> 192) on [B, T, D]",
+         jax_ms(lambda x, a, c: jax.nn.gelu(x @ a, approximate=True) @ c, x, w1, w2), torch_ms(torch_mlp, x, w1, w2)),
+        ("MLP on the [B * T, D] rows", jax_ms(lambda x, a, c: dit._rows_dot(jax.nn.gelu(dit._rows_dot(x, a), approximate=True), c),
+                                            x, w1, w2), torch_ms(torch_mlp, x, w1, w2)),
     ]
     print("| piece (forward + backward) | jgen JAX ms | torch eager ms | torch ms / JAX ms |")
     print("|---|---|---|---|")

@@ -95,26 +95,60 @@ def modulate(x, shift, scale):
 
 def dense(features: int, zero: bool = False, name=None):
     """DiT's Linear: xavier-uniform weights (zero where adaLN-Zero says so), zero biases."""
-    return nn.Dense(features, kernel_init=nn.initializers.zeros if zero else xavier_uniform,
-                    bias_init=nn.initializers.zeros, name=name)
+    return TokenDense(features, kernel_init=nn.initializers.zeros if zero else xavier_uniform, name=name)
+
+
+def _rows_dot(x, kernel):
+    """x [..., I] @ kernel [I, O] computed on the [prod(...), I] rows of x."""
+    return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])
+
+
+def _dot_last(x, kernel):
+    """nn.Dense's product: x's last axis against the kernel's first, other axes kept."""
+    return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+class TokenDense(nn.Module):
+    """nn.Dense (the same parameters, names and dtype promotion) for x [..., I] with any leading axes.
+
+    On a CPU the product runs on a 2-D view [prod(...), I]: XLA:CPU differentiates a dot with two
+    free axes on the left slowly, its weight gradient contracting over both. At [64, 196, 192]
+    tokens, forward and backward on 2 quiet cores (`python benchmarks/dit_parts.py`, two runs): the
+    MLP 258-273 ms as nn.Dense computes it, 164-178 on the 2-D rows (torch eager 147-156); the qkv
+    Linear 88-93 against 47-49 (torch 58-71). The same function; other platforms lower nn.Dense's
+    dot_general, as before.
+    """
+    features: int
+    kernel_init: object = xavier_uniform
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
+        return on_cpu(_rows_dot, _dot_last, x, kernel) + bias
 
 
 def attention_heads_first(q, k, v):
-    """softmax(q k^T / sqrt(d)) v for q, k, v [B, T, heads, d] -> [B, T, heads, d], with the heads moved
-    ahead of the tokens before both products, so that each is a plain batched matmul over
-    [B * heads] (Vaswani et al. 2017, eq. 1). Logits and softmax in float32, the probabilities cast back
-    to v's dtype for the second product, as jax.nn.dot_product_attention does.
+    """softmax(q k^T / sqrt(d)) v for q, k, v [B, T, heads, d] -> [B, T, heads, d] (Vaswani et al. 2017,
+    eq. 1), with the heads moved ahead of the tokens so that each product is a plain batched matmul
+    over [B * heads], and the softmax's normalisation applied after the second product:
+    (exp(l - m) v) / sum_s exp(l - m), m the row's largest logit (a constant shift: stop_gradient
+    changes no gradient). The division then touches [T, d] per head instead of [T, T], forward and
+    backward. Logits, exponentials and their sums in float32; the exponentials cast to v's dtype for
+    the second product, as jax.nn.dot_product_attention casts its probabilities.
 
-    The same function as jax.nn.dot_product_attention (tests/test_dit.py). XLA:CPU runs its forward and
-    backward about 20% faster (17 against 20 ms at 16 x 196 tokens, 4 heads, 2 quiet cores), but only
-    with DiTBlock's barriers: without them the whole step at those shapes (width 128, 6 blocks) took
-    477-543 ms against 264-267 with them (timed from the DiT's own initialisation, not by
-    benchmarks/dit_step.py, so not comparable with DiTBlock's figures).
+    The same function as jax.nn.dot_product_attention (tests/test_dit.py). XLA:CPU runs it a little
+    faster: forward and backward at [64, 196, 3, 64] on 2 quiet cores, 109-122 ms against 122-128 for
+    jax.nn.dot_product_attention (`python benchmarks/dit_parts.py`, two runs; torch's
+    scaled_dot_product_attention 66-78). Heads-first without DiTBlock's barriers made the whole step
+    slower at batch 16, width 128 (benchmarks/results/cpu2-dit-speed-2026-12-07.md).
     """
     q, k, v = (a.transpose(0, 2, 1, 3) for a in (q, k, v))
     logits = jnp.einsum("bnth,bnsh->bnts", q, k, preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
-    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-    return jnp.einsum("bnts,bnsh->bnth", probs, v).transpose(0, 2, 1, 3)
+    e = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))
+    out = jnp.einsum("bnts,bnsh->bnth", e.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    return (out / jnp.sum(e, axis=-1, keepdims=True)).astype(v.dtype).transpose(0, 2, 1, 3)
 
 
 class Attention(nn.Module):
