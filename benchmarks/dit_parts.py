@@ -60,11 +60,11 @@ def main():
         ("LayerNorm without affine", jax_ms(dit.layer_norm, x), torch_ms(lambda x: F.layer_norm(x, x.shape[-1:], eps=1e-6), x)),
         ("qkv Linear (x @ W, 192 -> 576) on [B, T, D] (nn.Dense's product)", jax_ms(lambda x, w: x @ w, x, w_qkv),
          torch_ms(lambda x, w: x @ w, x, w_qkv)),
-        ("qkv Linear on the [B * T, D] rows (dit.TokenDense on a CPU)", jax_ms(dit._rows_dot, x, w_qkv),
+        ("qkv Linear on the [B * T, D] rows (dit.TokenDense on a CPU)", jax_ms(dit.rows_dot, x, w_qkv),
          torch_ms(lambda x, w: x @ w, x, w_qkv)),
         ("MLP (192 -> 768, GELU tanh, -> 192) on [B, T, D]",
          jax_ms(lambda x, a, c: jax.nn.gelu(x @ a, approximate=True) @ c, x, w1, w2), torch_ms(torch_mlp, x, w1, w2)),
-        ("MLP on the [B * T, D] rows", jax_ms(lambda x, a, c: dit._rows_dot(jax.nn.gelu(dit._rows_dot(x, a), approximate=True), c),
+        ("MLP on the [B * T, D] rows", jax_ms(lambda x, a, c: dit.rows_dot(jax.nn.gelu(dit.rows_dot(x, a), approximate=True), c),
                                             x, w1, w2), torch_ms(torch_mlp, x, w1, w2)),
     ]
     print("| piece (forward + backward) | jgen JAX ms | torch eager ms | torch ms / JAX ms |")

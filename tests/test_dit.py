@@ -8,7 +8,7 @@ import pytest
 
 from helpers import random_variables, rel_err
 from jgen.errors import JgenError
-from jgen.nn.dit import SIZES, DiT, attention_heads_first, check_shape, pos_embed_2d
+from jgen.nn.dit import SIZES, DiT, TokenDense, attention_heads_first, check_shape, pos_embed_2d
 
 TINY = dict(patch_size=2, hidden=64, depth=2, heads=4, out_ch=4)
 
@@ -107,6 +107,26 @@ def test_position_embedding_against_float64_formula():
                 ref[r * grid + c, 3 * dim // 4 + i] = np.cos(r * w)
     got = pos_embed_2d(dim, grid)
     assert got.dtype == np.float32 and np.max(np.abs(got - ref)) < 1e-6
+
+
+def test_token_dense_is_nn_dense_on_any_leading_axes():
+    """TokenDense (2-D rows on a CPU) against flax's nn.Dense with the same kernel init: the same
+    parameter tree and initial values, and outputs equal to a float64 x W + b on [2, 3, 5] inputs; in
+    bfloat16 the same dtype as nn.Dense gives."""
+    import flax.linen as nn
+
+    x = jnp.float32(np.random.default_rng(6).normal(size=(2, 3, 5)))
+    ours, flax_dense = TokenDense(4), nn.Dense(4, kernel_init=nn.initializers.xavier_uniform())
+    params = ours.init(jax.random.PRNGKey(0), x)
+    want = flax_dense.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.map(np.shape, params) == jax.tree.map(np.shape, want)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(want)))
+    params = jax.tree.map(lambda a: a + 0.1, params)  # a non-zero bias too
+    k, b = (np.float64(params["params"][n]) for n in ("kernel", "bias"))
+    assert np.max(np.abs(jax.jit(ours.apply)(params, x) - (np.float64(x) @ k + b))) < 1e-5
+    x16 = x.astype(jnp.bfloat16)
+    bf = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+    assert ours.apply(bf, x16).dtype == flax_dense.apply(bf, x16).dtype == jnp.bfloat16
 
 
 def test_cpu_attention_against_float64_formula_and_jax():

@@ -98,7 +98,7 @@ def dense(features: int, zero: bool = False, name=None):
     return TokenDense(features, kernel_init=nn.initializers.zeros if zero else xavier_uniform, name=name)
 
 
-def _rows_dot(x, kernel):
+def rows_dot(x, kernel):
     """x [..., I] @ kernel [I, O] computed on the [prod(...), I] rows of x."""
     return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])
 
@@ -109,7 +109,8 @@ def _dot_last(x, kernel):
 
 
 class TokenDense(nn.Module):
-    """nn.Dense (the same parameters, names and dtype promotion) for x [..., I] with any leading axes.
+    """nn.Dense (the same parameters, names and dtype promotion) for x [..., I] with any leading axes;
+    float32 parameters, zero biases, and DiT's xavier-uniform kernels unless kernel_init says otherwise.
 
     On a CPU the product runs on a 2-D view [prod(...), I]: XLA:CPU differentiates a dot with two
     free axes on the left slowly, its weight gradient contracting over both. At [64, 196, 192]
@@ -123,10 +124,10 @@ class TokenDense(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        return on_cpu(_rows_dot, _dot_last, x, kernel) + bias
+        return on_cpu(rows_dot, _dot_last, x, kernel) + bias
 
 
 def attention_heads_first(q, k, v):
