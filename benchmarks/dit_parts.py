@@ -3,12 +3,18 @@ against torch eager, at the shapes of benchmarks/run.py's DiT rows (batch 64, 14
 width 192, 3 heads).
 
   python benchmarks/dit_parts.py            # median ms of 20 calls each, after a warm-up (benchmarks.timing)
+  python benchmarks/dit_parts.py --products # attention's three batched-product forms alone
+  taskset -c 0 python benchmarks/dit_parts.py --products   # the same on one core
+
+The products are timed forward only, each summed inside the jitted function so that no call returns a
+fresh [192, 196, 196] array (allocating it costs as much as the product on this machine).
 
 Each piece is timed as the gradient of sum(f(inputs)^2) with respect to every input, jitted in JAX
 (jgen's CPU host settings applied) and eager in torch (all cores). Used in
-benchmarks/results/cpu2-dit-parts-2026-12-07.md.
+benchmarks/results/cpu2-dit-parts-2026-12-07.md (its last section for --products).
 """
 
+import argparse
 import os
 import sys
 
@@ -17,7 +23,30 @@ from benchmarks.timing import timed  # noqa: E402
 from jgen import host  # noqa: E402
 
 
+def products(jax, jnp, np, torch):
+    """Attention's batched products at [B * heads, T, d] = [192, 196, 64]: p v (NN), q k^T (NT, the
+    logits; also dO v^T in the backward) and p^T dO (TN: both operands contract their token axis;
+    dV and dK in the backward)."""
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((192, 196, 196)).astype(np.float32)
+    a, b = (rng.standard_normal((192, 196, 64)).astype(np.float32) for _ in range(2))
+    forms = [("p v (NN)", "nts,nsd->ntd", p, a), ("q k^T (NT)", "ntd,nsd->nts", a, b),
+             ("p^T dO (TN)", "nts,ntd->nsd", p, a)]
+    print(f"| batched product, [192, 196, 64] operands, {len(os.sched_getaffinity(0))} core(s) "
+          "| jgen JAX ms | torch eager ms |")
+    print("|---|---|---|")
+    for name, eq, x, y in forms:
+        f = jax.jit(lambda x, y, eq=eq: jnp.sum(jnp.einsum(eq, x, y)))
+        tx, ty = torch.tensor(x), torch.tensor(y)
+        j = 1e3 * timed(f, jnp.asarray(x), jnp.asarray(y), repeats=10, inner=3)
+        t = 1e3 * timed(lambda: torch.einsum(eq, tx, ty).sum(), repeats=10, inner=3, sync=lambda out: None)
+        print(f"| {name} | {j:.1f} | {t:.1f} |")
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", action="store_true", help="only attention's batched-product forms")
+    args = parser.parse_args()
     host.configure()
     import jax
     import jax.numpy as jnp
@@ -27,7 +56,9 @@ def main():
 
     from jgen.nn import dit
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    if args.products:
+        return products(jax, jnp, np, torch)
     b, t, d, heads = 64, 196, 192, 3
     hd = d // heads
     rng = np.random.default_rng(0)
