@@ -4,7 +4,8 @@ mean(DiT(x, t, y)^2) at benchmarks/run.py's DiT shapes (batch 64, 28x28x1, patch
 eager, all cores), with the same part of every block taken out of both:
 
   full      the DiT as it is
-  nocore    attention's core (softmax(q k^T) v) replaced by v; the qkv and proj Linears stay
+  nocore    attention's core (softmax(q k^T) v) replaced by v, with the layout copies around it (jgen's
+            head transposes; torch's copy of its output back to [B, T, D]); the qkv and proj Linears stay
   noattn    the attention branch replaced by its input (no qkv, core or proj)
   nomlp     the MLP branch removed (adaLN, LN, modulate, attention, gate stay)
   mlponly   each block is x + fc2(GELU(fc1(x))): no adaLN, LayerNorm, modulation or gates
@@ -48,8 +49,10 @@ def take_out(part, dit, twin, nn, jnp, F):
             @nn.compact
             def __call__(self, x, c):
                 d = x.shape[-1]
+                x = dit.materialised(x)  # as DiTBlock stores the residual stream (on a CPU)
                 if part == "mlponly":
-                    return x + dit.dense(d, name="fc2")(nn.gelu(dit.dense(4 * d, name="fc1")(x), approximate=True))
+                    h = dit.dense(int(d * self.mlp_ratio), name="fc1")(x)
+                    return x + dit.dense(d, name="fc2")(nn.gelu(h, approximate=True))
                 s1, sc1, g1 = jnp.split(dit.dense(6 * d, zero=True, name="adaLN_modulation")(nn.silu(c)), 6, -1)[:3]
                 return x + g1[:, None] * dit.Attention(self.heads, name="attn")(dit.modulate(dit.layer_norm(x), s1, sc1))
 
@@ -65,6 +68,7 @@ def take_out(part, dit, twin, nn, jnp, F):
 
 
 def one(part, batch=64):
+    """Times the DiT without `part` in JAX and torch; prints one markdown row."""
     host.configure()
     import flax.linen as nn
     import jax
@@ -76,7 +80,7 @@ def one(part, batch=64):
     from benchmarks.twins import dit_torch
     from jgen.nn import dit
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     take_out(part, dit, dit_torch, nn, jnp, F)
     model = dit.DiT(patch_size=2, hidden=192, depth=6, heads=3, out_ch=1, num_classes=10)
     x = jax.random.normal(jax.random.PRNGKey(0), (batch, 28, 28, 1))
@@ -99,6 +103,7 @@ def one(part, batch=64):
 
 
 def main():
+    """One part in this process, or every part, each in a fresh process (the swaps cannot be undone)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=PARTS, help="one part (default: all, each in its own process)")
     a = p.parse_args()
