@@ -27,6 +27,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from benchmarks.dit_step import dit_grad  # noqa: E402
 from benchmarks.timing import timed  # noqa: E402
 from jgen import host  # noqa: E402
 
@@ -71,7 +72,6 @@ def one(part, batch=64):
     """Times the DiT without `part` in JAX and torch; prints one markdown row."""
     host.configure()
     import flax.linen as nn
-    import jax
     import jax.numpy as jnp
     import numpy as np
     import torch
@@ -82,11 +82,7 @@ def one(part, batch=64):
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     take_out(part, dit, dit_torch, nn, jnp, F)
-    model = dit.DiT(patch_size=2, hidden=192, depth=6, heads=3, out_ch=1, num_classes=10)
-    x = jax.random.normal(jax.random.PRNGKey(0), (batch, 28, 28, 1))
-    t, y = jnp.full((batch,), 500.0), jnp.arange(batch) % 10
-    params = jax.tree.map(lambda w: w + 0.01, model.init(jax.random.PRNGKey(1), x, t, y))
-    grad = jax.jit(jax.grad(lambda p: jnp.mean(model.apply(p, x, t, y) ** 2)))
+    grad, params, (x, t, y) = dit_grad(batch, hidden=192, depth=6, heads=3)
     net = dit_torch.TorchDiT(1, 28, patch_size=2, hidden=192, depth=6, heads=3, out_ch=1, num_classes=10)
     xt, tt, yt = (torch.tensor(np.asarray(a)) for a in (x.transpose(0, 3, 1, 2), t, y))
 

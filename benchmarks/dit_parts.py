@@ -6,8 +6,8 @@ width 192, 3 heads).
   python benchmarks/dit_parts.py --products # attention's three batched-product forms alone
   taskset -c 0 python benchmarks/dit_parts.py --products   # the same on one core
 
-The products are timed forward only, each summed inside the jitted function so that no call returns a
-fresh [192, 196, 196] array (allocating it costs as much as the product on this machine).
+The products are timed forward only, each summed inside the jitted function, so that no call returns a
+fresh [192, 196, 196] array; a last row times q k^T returned, for comparison.
 
 Each piece is timed as the gradient of sum(f(inputs)^2) with respect to every input, jitted in JAX
 (jgen's CPU host settings applied) and eager in torch (all cores). Used in
@@ -30,22 +30,18 @@ def products(jax, jnp, np, torch):
     rng = np.random.default_rng(0)
     p = rng.standard_normal((192, 196, 196)).astype(np.float32)
     a, b = (rng.standard_normal((192, 196, 64)).astype(np.float32) for _ in range(2))
-    forms = [("p v (NN)", "nts,nsd->ntd", p, a), ("q k^T (NT)", "ntd,nsd->nts", a, b),
-             ("p^T dO (TN)", "nts,ntd->nsd", p, a)]
+    forms = [("p v (NN)", "nts,nsd->ntd", p, a, True), ("q k^T (NT)", "ntd,nsd->nts", a, b, True),
+             ("p^T dO (TN)", "nts,ntd->nsd", p, a, True), ("q k^T, the product returned", "ntd,nsd->nts", a, b, False)]
     print(f"| batched product, [192, 196, 64] operands, {len(os.sched_getaffinity(0))} core(s) "
           "| jgen JAX ms | torch eager ms |")
     print("|---|---|---|")
-    for name, eq, x, y in forms:
-        f = jax.jit(lambda x, y, eq=eq: jnp.sum(jnp.einsum(eq, x, y)))
+    for name, eq, x, y, summed in forms:
+        f = jax.jit(lambda x, y, eq=eq, summed=summed: jnp.sum(jnp.einsum(eq, x, y)) if summed else jnp.einsum(eq, x, y))
         tx, ty = torch.tensor(x), torch.tensor(y)
         j = 1e3 * timed(f, jnp.asarray(x), jnp.asarray(y), repeats=10, inner=3)
-        t = 1e3 * timed(lambda: torch.einsum(eq, tx, ty).sum(), repeats=10, inner=3, sync=lambda out: None)
+        t = 1e3 * timed(lambda: torch.einsum(eq, tx, ty).sum() if summed else torch.einsum(eq, tx, ty),
+                        repeats=10, inner=3, sync=lambda out: None)
         print(f"| {name} | {j:.1f} | {t:.1f} |")
-    returned = jax.jit(lambda x, y: jnp.einsum("ntd,nsd->nts", x, y))  # the [192, 196, 196] logits come back
-    tx, ty = torch.tensor(a), torch.tensor(b)
-    print(f"| q k^T, the product returned | {1e3 * timed(returned, jnp.asarray(a), jnp.asarray(b), repeats=10, inner=3):.1f} "
-          f"| {1e3 * timed(lambda: torch.einsum('ntd,nsd->nts', tx, ty), repeats=10, inner=3, sync=lambda out: None):.1f} |")
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

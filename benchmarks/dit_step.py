@@ -18,23 +18,29 @@ from benchmarks.timing import timed  # noqa: E402
 from jgen import host  # noqa: E402
 
 
+def dit_grad(batch, patch=2, hidden=128, depth=6, heads=4):
+    """The jitted gradient of mean(DiT(x, t, y)^2) over 28x28x1 digits-shaped noise, with its parameters
+    (the initialisation plus 0.01) and its inputs (x, t, y). jgen.nn.dit is read when this is called, so
+    a caller that has replaced one of its pieces (benchmarks/dit_ablate.py) gets the replaced DiT."""
+    import jax
+    import jax.numpy as jnp
+
+    from jgen.nn import dit
+
+    model = dit.DiT(patch_size=patch, hidden=hidden, depth=depth, heads=heads, out_ch=1, num_classes=10)
+    x = jax.random.normal(jax.random.PRNGKey(0), (batch, 28, 28, 1))
+    t, y = jnp.full((batch,), 500.0), jnp.arange(batch) % 10
+    params = jax.tree.map(lambda w: w + 0.01, model.init(jax.random.PRNGKey(1), x, t, y))
+    return jax.jit(jax.grad(lambda p: jnp.mean(model.apply(p, x, t, y) ** 2))), params, (x, t, y)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in (("batch", 16), ("patch", 2), ("hidden", 128), ("depth", 6), ("heads", 4)):
         p.add_argument(f"--{name}", type=int, default=default)
     a = p.parse_args()
     host.configure()
-    import jax
-    import jax.numpy as jnp
-
-    from jgen.nn.dit import DiT
-
-    model = DiT(patch_size=a.patch, hidden=a.hidden, depth=a.depth, heads=a.heads, out_ch=1, num_classes=10)
-    x = jax.random.normal(jax.random.PRNGKey(0), (a.batch, 28, 28, 1))
-    t, y = jnp.full((a.batch,), 500.0), jnp.arange(a.batch) % 10
-    params = model.init(jax.random.PRNGKey(1), x, t, y)
-    params = jax.tree.map(lambda w: w + 0.01, params)
-    grad = jax.jit(jax.grad(lambda p: jnp.mean(model.apply(p, x, t, y) ** 2)))
+    grad, params, _ = dit_grad(a.batch, a.patch, a.hidden, a.depth, a.heads)
     hlo = len(grad.lower(params).compile().as_text())
     ms = 1e3 * timed(grad, params, repeats=5, inner=2)
     print(f"jgen at {os.path.dirname(host.__file__)}: batch {a.batch}, "
