@@ -318,11 +318,11 @@ def main(argv=None) -> int:
         else:
             COMMANDS[args.command](args)
     except JgenError as e:
-        print(f"jgen: error: {e}", file=sys.stderr)
+        host.error_line(f"error: {e}")
         return 2
     except OSError as e:  # a file the command reads or writes: missing, the wrong kind, not permitted, full
         where = f": {e.filename}" if e.filename else ""
-        print(f"jgen: error: {e.strerror or e}{where}", file=sys.stderr)
+        host.error_line(f"error: {e.strerror or e}{where}")
         return 2
     return 0
 

@@ -120,16 +120,27 @@ def quiet_library_errors() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
     logging.getLogger("absl").addFilter(_OneLine())
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # echoes of Orbax's failures, one per write
-    threading.excepthook = lambda a: print(f"jgen: background thread {a.thread.name if a.thread else ''}: "
-                                           f"{a.exc_type.__name__}: {str(a.exc_value).splitlines()[0][:200]}",
-                                           file=sys.stderr)
+    threading.excepthook = lambda a: error_line(f"background thread {a.thread.name if a.thread else ''}: "
+                                                f"{a.exc_type.__name__}: {str(a.exc_value).splitlines()[0][:200]}")
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited")
     # After a failed checkpoint write, tensorstore's completion callbacks keep reporting into Orbax's
-    # closed event loop through sys.excepthook: one failure, dozens of identical tracebacks.
-    default = sys.excepthook
+    # closed event loop, as unraisable exceptions from its threads (and as uncaught ones): one failure,
+    # dozens of identical tracebacks, written while the main thread writes jgen's verdict.
+    def closed_loop(e):
+        return isinstance(e, RuntimeError) and "Event loop is closed" in str(e)
+
+    default, default_unraisable = sys.excepthook, sys.unraisablehook
 
     def hook(t, v, tb):
-        if not (t is RuntimeError and "Event loop is closed" in str(v)):
+        if not closed_loop(v):
             default(t, v, tb)
     hook.jgen = True
     sys.excepthook = hook
+    sys.unraisablehook = lambda u: None if closed_loop(u.exc_value) else default_unraisable(u)
+
+
+def error_line(message: str) -> None:
+    """Writes `jgen: {message}` to stderr as one line in one write: print() writes the text and its
+    newline separately, and a library thread writing between them would split jgen's line."""
+    sys.stderr.write(f"jgen: {message}\n")
+    sys.stderr.flush()
