@@ -40,10 +40,16 @@ def configure() -> bool:
     XLA:CPU allocates all of an execution's temporaries as one block (57 MB for the offline U-Net
     step). glibc serves such blocks with a fresh mmap and unmaps them on free, so every step
     page-faulted ~14,000 zeroed pages: 35-55 ms of kernel time per step on 2 cores. Freed memory is
-    kept instead (no trimming, no mmap for large blocks), and executions run on the calling thread
-    (synchronous dispatch), whose heap glibc grows once and reuses. Measured on 2 cores: U-Net step
-    91-106 -> 82-88 ms, beta-VAE CelebA 90-116 -> 69-76 ms. The cost is that the process keeps its
-    peak host memory until it exits.
+    kept instead (no trimming, no mmap for large blocks), and JAX's synchronous CPU dispatch is asked
+    for. Measured on 2 cores: U-Net step 91-106 -> 82-88 ms, beta-VAE CelebA 90-116 -> 69-76 ms. The
+    cost is that the process keeps its peak host memory until it exits.
+
+    Two limits (benchmarks/results/cpu2-dit-allocator-2026-12-07.md): JAX runs a computation on the
+    calling thread only if it needs no XLA thread pool, so the train steps still return before they
+    finish (3-8 ms for a 1.9 s DiT step). And XLA's worker threads allocate from their own glibc
+    arenas, which map any block over 64 MB afresh whatever mallopt says: the DiT's 1.9 GB of
+    temporaries at batch 64 are page-faulted every step (800 ms of kernel time a step). Preloading
+    tcmalloc removes that (DiT train +27%) but slowed the small models; it is the user's choice.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
     # TensorFlow announces its oneDNN kernels at import (through absl, past TF_CPP_MIN_LOG_LEVEL), before
