@@ -45,11 +45,9 @@ def configure() -> bool:
     cost is that the process keeps its peak host memory until it exits.
 
     Two limits (benchmarks/results/cpu2-dit-allocator-2026-12-07.md): JAX runs a computation on the
-    calling thread only if it needs no XLA thread pool, so the train steps still return before they
-    finish (3-8 ms for a 1.9 s DiT step). And XLA's worker threads allocate from their own glibc
-    arenas, which map any block over 64 MB afresh whatever mallopt says: the DiT's 1.9 GB of
-    temporaries at batch 64 are page-faulted every step (800 ms of kernel time a step). Preloading
-    tcmalloc removes that (DiT train +27%) but slowed the small models; it is the user's choice.
+    calling thread only if it needs no XLA thread pool, so train steps are still queued ahead; and
+    XLA's worker threads allocate from their own glibc arenas, which map any block over 64 MB afresh
+    whatever mallopt says (the DiT's 1.9 GB of temporaries at batch 64: ~800 ms of kernel time a step).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
     # TensorFlow announces its oneDNN kernels at import (through absl, past TF_CPP_MIN_LOG_LEVEL), before
@@ -109,7 +107,7 @@ class _OneLine:
 
     def filter(self, record):
         if record.exc_info:
-            record.msg = f"{record.getMessage().splitlines()[0]} ({record.exc_info[0].__name__})"
+            record.msg = f"{first_line(record.getMessage())} ({record.exc_info[0].__name__})"
             record.args, record.exc_info, record.exc_text = (), None, None
         return True
 
@@ -127,11 +125,12 @@ def quiet_library_errors() -> None:
     logging.getLogger("absl").addFilter(_OneLine())
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # echoes of Orbax's failures, one per write
     threading.excepthook = lambda a: error_line(f"background thread {a.thread.name if a.thread else ''}: "
-                                                f"{a.exc_type.__name__}: {str(a.exc_value).splitlines()[0][:200]}")
+                                                f"{a.exc_type.__name__}: {first_line(str(a.exc_value))[:200]}")
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited")
     # After a failed checkpoint write, tensorstore's completion callbacks keep reporting into Orbax's
     # closed event loop, as unraisable exceptions from its threads (and as uncaught ones): one failure,
-    # dozens of identical tracebacks, written while the main thread writes jgen's verdict.
+    # dozens of identical tracebacks, written piece by piece while the main thread writes jgen's
+    # verdict, which could then start mid-line. They are dropped.
     def closed_loop(e):
         return isinstance(e, RuntimeError) and "Event loop is closed" in str(e)
 
@@ -145,8 +144,13 @@ def quiet_library_errors() -> None:
     sys.unraisablehook = lambda u: None if closed_loop(u.exc_value) else default_unraisable(u)
 
 
+def first_line(text: str) -> str:
+    """The first line of text, or '' for an empty message (RuntimeError() has one)."""
+    return (text.splitlines() or [""])[0]
+
+
 def error_line(message: str) -> None:
-    """Writes `jgen: {message}` to stderr as one line in one write: print() writes the text and its
-    newline separately, and a library thread writing between them would split jgen's line."""
+    """Writes `jgen: {message}` and its newline to stderr in one write (print() makes two), so that no
+    other thread's output lands inside jgen's line."""
     sys.stderr.write(f"jgen: {message}\n")
     sys.stderr.flush()

@@ -75,7 +75,7 @@ def test_configure_keeps_freed_large_blocks_and_import_does_not():
     out = _python(PROBE, "import")  # imported, not configured: glibc's default, fresh pages per block
     assert int(out[-1]) > pages // 2 and "async True" in out
     out = _python(PROBE, "configure")  # the freed block is kept, as for XLA:CPU's temporaries
-    assert int(out[-1]) < 100 and "async False" in out  # and executions run on the calling thread
+    assert int(out[-1]) < 100 and "async False" in out  # and synchronous dispatch is asked for
     out = _python(PROBE, "configure", JGEN_HOST_DEFAULTS="0")  # the opt-out
     assert int(out[-1]) > pages // 2 and "async True" in out
 
@@ -84,3 +84,24 @@ def test_configure_does_nothing_off_cpu():
     out = _python("import os, jgen.host as h; print(h.configure(), os.environ.get('XLA_FLAGS'))",
                   JAX_PLATFORMS="cuda")
     assert out[-1] == "False None"
+
+
+def test_library_errors_reach_stderr_as_one_line_each():
+    """After quiet_library_errors(): a background thread's exception, even one with no message, is one
+    jgen line; tensorstore's reports into a closed event loop (unraisable or uncaught) print nothing."""
+    code = """
+import sys, threading
+from jgen import host
+host.quiet_library_errors()
+def fail():
+    raise RuntimeError()
+t = threading.Thread(target=fail, name="writer")
+t.start(); t.join()
+sys.unraisablehook(type("U", (), dict(exc_type=RuntimeError, exc_value=RuntimeError("Event loop is closed"),
+                                      exc_traceback=None, err_msg=None, object=None))())
+sys.excepthook(RuntimeError, RuntimeError("Event loop is closed"), None)
+host.error_line("error: the verdict")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.splitlines() == ["jgen: background thread writer: RuntimeError: ", "jgen: error: the verdict"]
