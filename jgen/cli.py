@@ -303,10 +303,10 @@ COMMANDS = {"sample": _sample, "inpaint": _guided, "superres": _guided, "edit": 
 def main(argv=None) -> int:
     from jgen import host
 
-    host.configure()  # CPU host tuning, before anything starts a JAX backend
     host.quiet_library_errors()
     rest, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(rest)
+    host.configure()  # CPU host tuning, before anything starts a JAX backend (after --help: it imports jax)
     try:
         if getattr(args, "out", None):  # an output that cannot be written is found before any work
             files.check_output(args.out, "directory" if args.command in ("export", "project", "train-classifier")

@@ -38,16 +38,20 @@ def configure() -> bool:
     unless set).
 
     XLA:CPU allocates all of an execution's temporaries as one block (57 MB for the offline U-Net
-    step). glibc serves such blocks with a fresh mmap and unmaps them on free, so every step
-    page-faulted ~14,000 zeroed pages: 35-55 ms of kernel time per step on 2 cores. Freed memory is
-    kept instead (no trimming, no mmap for large blocks), and JAX's synchronous CPU dispatch is asked
-    for. Measured on 2 cores: U-Net step 91-106 -> 82-88 ms, beta-VAE CelebA 90-116 -> 69-76 ms. The
-    cost is that the process keeps its peak host memory until it exits.
-
-    Two limits (benchmarks/results/cpu2-dit-allocator-2026-12-07.md): JAX runs a computation on the
-    calling thread only if it needs no XLA thread pool, so train steps are still queued ahead; and
-    XLA's worker threads allocate from their own glibc arenas, which map any block over 64 MB afresh
-    whatever mallopt says (the DiT's 1.9 GB of temporaries at batch 64: ~800 ms of kernel time a step).
+    step, 1.9 GB for benchmarks/run.py's DiT at batch 64). glibc serves such blocks with a fresh mmap
+    and unmaps them on free, so every step page-faults its temporaries afresh: 35-55 ms of kernel time
+    a U-Net step, ~800 ms a DiT step, on 2 cores. Two settings together keep the block instead:
+    - JAX's synchronous CPU dispatch: a single-device computation whose inputs are ready runs on the
+      calling thread, so its block comes from the main thread's glibc arena. Dispatched
+      asynchronously it runs on one of XLA's worker threads, whose arenas map any block over 64 MB
+      afresh whatever mallopt says.
+    - glibc keeps freed memory (no mmap for large blocks, no trimming).
+    Measured on 2 cores (benchmarks/results/cpu2-sync-dispatch-2026-12-07.md), against the same code
+    with the flag left on (until 2026-12-07 it was, whenever jax was imported after this call): the
+    DiT train step 0.87x -> 1.14x torch eager at the same peak memory, the main job 11.5-12.7 ->
+    13.3-14.0 steps/s. The costs: the process keeps its peak host memory until it exits, and the
+    Python loop no longer runs ahead of the CPU (no loss measured on the GAN steps beyond run-to-run
+    drift).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
     # TensorFlow announces its oneDNN kernels at import (through absl, past TF_CPP_MIN_LOG_LEVEL), before
@@ -59,11 +63,13 @@ def configure() -> bool:
     for option, value in XLA_CPU_OPTIONS:
         if option not in os.environ.get("XLA_FLAGS", ""):
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {option}={value}").strip()
-    if "JAX_CPU_ENABLE_ASYNC_DISPATCH" not in os.environ:
-        if "jax" in sys.modules:
-            sys.modules["jax"].config.update("jax_cpu_enable_async_dispatch", False)
-        else:  # read when jax is imported; importing it here would slow `jgen --help`
-            os.environ["JAX_CPU_ENABLE_ASYNC_DISPATCH"] = "false"
+    # A JAX flag, not a state: JAX reads no environment variable for it, so it is set through jax.config
+    # (importing jax, ~1 s: the `jgen` command calls this after parsing its arguments, so --help stays quick).
+    # The variable is jgen's: set, it wins.
+    import jax
+
+    asynchronous = os.environ.get("JAX_CPU_ENABLE_ASYNC_DISPATCH", "false").lower() in ("1", "true", "yes")
+    jax.config.update("jax_cpu_enable_async_dispatch", asynchronous)
     if not any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")):
         _keep_freed_memory()
     return True

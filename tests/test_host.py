@@ -80,6 +80,42 @@ def test_configure_keeps_freed_large_blocks_and_import_does_not():
     assert int(out[-1]) > pages // 2 and "async True" in out
 
 
+# An XLA:CPU computation whose temporaries (three 64 MB activations of a 2**18-row batch) outgrow the 64 MB
+# heap of a glibc thread arena: the minor page faults of a call, once warm, against its temporaries' pages.
+XLA_PROBE = """
+import resource
+import jgen.host
+jgen.host.configure()  # before jax is imported, as the `jgen` command calls it
+import jax, jax.numpy as jnp
+
+def loss(w, x):
+    return jnp.sum(jnp.tanh(jnp.tanh(x @ w) @ w))
+
+step = jax.jit(jax.grad(loss))
+w, x = jnp.full((64, 64), 0.01), jnp.ones((1 << 18, 64))
+pages = step.lower(w, x).compile().memory_analysis().temp_size_in_bytes // 4096
+faults = []
+for _ in range(6):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    jax.block_until_ready(step(w, x))
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(jax.config.values["jax_cpu_enable_async_dispatch"], pages, sorted(faults[2:])[1])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings")
+def test_a_step_with_temporaries_past_64_mb_reuses_them_after_configure():
+    """Synchronous dispatch runs the step on the main thread, whose arena keeps the freed block; JAX reads
+    no environment variable for that flag, so configure() must set it even before jax is imported."""
+    asynchronous, pages, faults = _python(XLA_PROBE)[-1].split()
+    assert asynchronous == "False" and int(pages) > (64 << 20) // 4096
+    assert int(faults) < int(pages) // 20
+    for env in ({"JGEN_HOST_DEFAULTS": "0"}, {"JAX_CPU_ENABLE_ASYNC_DISPATCH": "true"}):
+        # glibc's default, or kept memory but the step on a worker thread: fresh pages at every call
+        asynchronous, pages, faults = _python(XLA_PROBE, **env)[-1].split()
+        assert asynchronous == "True" and int(faults) > int(pages) // 2, env
+
+
 def test_configure_does_nothing_off_cpu():
     out = _python("import os, jgen.host as h; print(h.configure(), os.environ.get('XLA_FLAGS'))",
                   JAX_PLATFORMS="cuda")
