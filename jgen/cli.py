@@ -306,7 +306,11 @@ def main(argv=None) -> int:
     host.quiet_library_errors()
     rest, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(rest)
-    host.configure()  # CPU host tuning, before anything starts a JAX backend (after --help: it imports jax)
+    try:
+        host.configure()  # CPU host tuning, before anything starts a JAX backend (after --help: it imports jax)
+    except ValueError as e:  # a host variable jgen reads, misspelt
+        host.error_line(f"error: {e}")
+        return 2
     try:
         if getattr(args, "out", None):  # an output that cannot be written is found before any work
             files.check_output(args.out, "directory" if args.command in ("export", "project", "train-classifier")

@@ -1,8 +1,8 @@
 """Process-wide host settings for training on CPUs, applied by the `jgen` command and the benchmarks.
 
 A library must not change the process that imports it, so none of this runs at `import jgen`;
-`configure()` is called first thing by `jgen.cli.main` and `benchmarks/`, before JAX starts a
-backend, and does nothing unless the run will be on the CPU. Set JGEN_HOST_DEFAULTS=0 to opt out.
+`configure()` is called by `jgen.cli.main` (once its arguments are parsed) and by `benchmarks/`,
+before JAX starts a backend, and does nothing unless the run will be on the CPU. Set JGEN_HOST_DEFAULTS=0 to opt out.
 """
 
 import importlib.util
@@ -19,6 +19,9 @@ import sys
 #   (jgen.nn.conv.materialised).
 XLA_CPU_OPTIONS = (("--xla_cpu_experimental_ynn_fusion_type", "-individual_dot,-individual_convolution"),
                    ("--xla_disable_hlo_passes", "cse_barrier_expander"))
+
+
+_TRUE, _FALSE = ("1", "y", "yes", "t", "true", "on"), ("0", "n", "no", "f", "false", "off")
 
 
 def platform() -> str:
@@ -65,11 +68,14 @@ def configure() -> bool:
             os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {option}={value}").strip()
     # A JAX flag, not a state: JAX reads no environment variable for it, so it is set through jax.config
     # (importing jax, ~1 s: the `jgen` command calls this after parsing its arguments, so --help stays quick).
-    # The variable is jgen's: set, it wins.
+    # JAX reads it when it creates the CPU client: called after that, it changes nothing for this process.
+    # The variable is jgen's: set, it wins, spelled as JAX spells booleans.
     import jax
 
-    asynchronous = os.environ.get("JAX_CPU_ENABLE_ASYNC_DISPATCH", "false").lower() in ("1", "true", "yes")
-    jax.config.update("jax_cpu_enable_async_dispatch", asynchronous)
+    word = os.environ.get("JAX_CPU_ENABLE_ASYNC_DISPATCH", "false").strip().lower()
+    if word not in _TRUE + _FALSE:
+        raise ValueError(f"JAX_CPU_ENABLE_ASYNC_DISPATCH={word!r}: expected true or false")
+    jax.config.update("jax_cpu_enable_async_dispatch", word in _TRUE)
     if not any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")):
         _keep_freed_memory()
     return True

@@ -5,6 +5,7 @@ the kernel's count of page faults when a large block is allocated, written and f
 (glibc maps fresh zeroed pages for each large block unless told to keep freed memory)."""
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -54,6 +55,21 @@ _HOST_KEYS = ("JAX_CPU_ENABLE_ASYNC_DISPATCH", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_
               "XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
 
 
+def _thp_always():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[always]" in f.read()
+    except OSError:
+        return False
+
+
+# The fault counts below assume glibc and 4 KiB pages: with transparent huge pages always on, a fresh
+# block takes one fault per 2 MiB and the "fresh pages" side of each comparison cannot be seen.
+_GLIBC_4K_PAGES = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc" or _thp_always(),
+    reason="counts glibc's page faults at 4 KiB pages")
+
+
 def _python(code, *args, **env):
     env = {k: v for k, v in dict(os.environ, **env).items() if k not in _HOST_KEYS or k in env}
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
@@ -69,7 +85,7 @@ def test_importing_every_module_leaves_the_environment_and_jax_as_they_were():
     assert changed == "[]" and async_dispatch == "True"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings")
+@_GLIBC_4K_PAGES
 def test_configure_keeps_freed_large_blocks_and_import_does_not():
     pages = (64 << 20) // 4096
     out = _python(PROBE, "import")  # imported, not configured: glibc's default, fresh pages per block
@@ -103,7 +119,18 @@ print(jax.config.values["jax_cpu_enable_async_dispatch"], pages, sorted(faults[2
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings")
+def test_a_misspelt_dispatch_variable_is_one_line_and_exit_2(monkeypatch, capsys):
+    from jgen.cli import main
+
+    monkeypatch.setenv("JAX_CPU_ENABLE_ASYNC_DISPATCH", "maybe")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.delenv("JGEN_HOST_DEFAULTS", raising=False)
+    assert main(["train", "--config", "configs/flow_mnist5k_cfg.py", "--workdir", "/nonexistent/never"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "jgen: error: JAX_CPU_ENABLE_ASYNC_DISPATCH='maybe': expected true or false"]
+
+
+@_GLIBC_4K_PAGES
 def test_a_step_with_temporaries_past_64_mb_reuses_them_after_configure():
     """Synchronous dispatch runs the step on the main thread, whose arena keeps the freed block; JAX reads
     no environment variable for that flag, so configure() must set it even before jax is imported."""
