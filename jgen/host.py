@@ -2,7 +2,8 @@
 
 A library must not change the process that imports it, so none of this runs at `import jgen`;
 `configure()` is called by `jgen.cli.main` (once its arguments are parsed) and by `benchmarks/`,
-before JAX starts a backend, and does nothing unless the run will be on the CPU. Set JGEN_HOST_DEFAULTS=0 to opt out.
+before JAX starts a backend, and does nothing unless the run will be on the CPU. Set
+JGEN_HOST_DEFAULTS=0 to opt out.
 """
 
 import importlib.util
@@ -37,6 +38,7 @@ def platform() -> str:
 
 def configure() -> bool:
     """Applies the CPU host settings; returns whether it did (False off CPU or with JGEN_HOST_DEFAULTS=0).
+    Raises ValueError for a JAX_CPU_ENABLE_ASYNC_DISPATCH that is neither true nor false.
     On every platform it first quiets TensorFlow's C++ logs (TF_CPP_MIN_LOG_LEVEL=2, TF_ENABLE_ONEDNN_OPTS=0
     unless set).
 
@@ -51,7 +53,7 @@ def configure() -> bool:
     - glibc keeps freed memory (no mmap for large blocks, no trimming).
     Measured on 2 cores (benchmarks/results/cpu2-sync-dispatch-2026-12-07.md), against the same code
     with the flag left on (until 2026-12-07 it was, whenever jax was imported after this call): the
-    DiT train step 0.87x -> 1.14x torch eager at the same peak memory, the main job 11.5-12.7 ->
+    DiT train step 0.87-0.98x -> 1.14-1.25x torch eager at the same peak memory, the main job 11.5-12.7 ->
     13.3-14.0 steps/s. The costs: the process keeps its peak host memory until it exits, and the
     Python loop no longer runs ahead of the CPU (no loss measured on the GAN steps beyond run-to-run
     drift).
