@@ -53,10 +53,10 @@ def configure() -> bool:
     - glibc keeps freed memory (no mmap for large blocks, no trimming).
     Measured on 2 cores (benchmarks/results/cpu2-sync-dispatch-2026-12-07.md), against the same code
     with the flag left on (until 2026-12-07 it was, whenever jax was imported after this call): the
-    DiT train step 0.87-0.98x -> 1.14-1.25x torch eager at the same peak memory, the main job 11.5-12.7 ->
-    13.3-14.0 steps/s. The costs: the process keeps its peak host memory until it exits, and the
-    Python loop no longer runs ahead of the CPU (no loss measured on the GAN steps beyond run-to-run
-    drift).
+    DiT train step 0.87-0.98x -> 1.14-1.25x torch eager at the same peak memory; the whole main job
+    trained in the same time (15 min 37 s against 15 min 38 s, back to back), the GAN steps within
+    run-to-run drift. The costs: the process keeps its peak host memory until it exits, and the
+    Python loop no longer runs ahead of the CPU.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data; keep its C++ logs quiet
     # TensorFlow announces its oneDNN kernels at import (through absl, past TF_CPP_MIN_LOG_LEVEL), before
